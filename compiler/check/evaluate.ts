@@ -1,0 +1,474 @@
+/**
+ * Field evaluation: names, units, dimensions, exact arithmetic, defaults, ranges and
+ * reference cycles (LANGUAGE.md, "Values, units and expressions"). Evaluation is lazy and
+ * memoized per instance and field, so a field is computed once however often it is referenced,
+ * and a reference loop is found as the field being re-entered.
+ */
+import type * as A from "../../grammar/ast.js";
+import { parse } from "../../grammar/parse.js";
+import { diagnostic, type Diagnostic, type Related } from "../diagnostics/diagnostic.js";
+import type { Code } from "../diagnostics/messages.js";
+import type { Span } from "../diagnostics/span.js";
+import { didYouMean } from "../diagnostics/suggest.js";
+import * as Q from "./rational.js";
+import { isBlockKind, pipelineBlockSchema, schemas, type BlockKind, type BlockSchema, type FieldSpec, type FieldType } from "./schema.js";
+import { DIMENSIONLESS, describeDim, dimDiv, dimEquals, dimMul, lookupUnit, unitNames, type Dim } from "./units.js";
+import { Instance, type Patch, type Value } from "./values.js";
+
+/** The deepest chain of references followed before giving up (FSM2016). */
+export const MAX_REFERENCE_DEPTH = 400;
+
+/** A top-level block visible by name. */
+export interface BlockEntry {
+  readonly node: A.BlockNode;
+  readonly kind: BlockKind;
+  /** True for the built-in presets: templates checked only where used. */
+  readonly std: boolean;
+}
+
+type Num = { q: Q.Rational; dim: Dim };
+
+const defaultExprs = new Map<string, A.Expr>();
+
+/** Parse a schema default once; defaults are written in the language itself. */
+function defaultExpr(text: string): A.Expr {
+  let e = defaultExprs.get(text);
+  if (!e) {
+    const r = parse(`d d { v = ${text} }`, "<default>");
+    const item = r.ast.items[0];
+    if (r.diagnostics.length > 0 || !item || item.kind !== "block") throw new Error(`bad schema default: ${text}`);
+    e = item.body.fields[0]!.value;
+    defaultExprs.set(text, e);
+  }
+  return e;
+}
+
+/** Evaluates instances against their schemas, collecting diagnostics. */
+export class Evaluator {
+  readonly diagnostics: Diagnostic[] = [];
+  private readonly stack: { inst: Instance; field: string; span: Span }[] = [];
+  private readonly standalone = new Map<string, Instance>();
+
+  constructor(private readonly blocks: ReadonlyMap<string, BlockEntry>) {}
+
+  report(code: Code, span: Span, args: Record<string, string | number> = {}, related: Related[] = []): null {
+    this.diagnostics.push(diagnostic(code, span, args, related));
+    return null;
+  }
+
+  /** The instance of a top-level block as written, shared by every plain reference to it. */
+  instanceOf(name: string): Instance | undefined {
+    let inst = this.standalone.get(name);
+    if (!inst) {
+      const entry = this.blocks.get(name);
+      if (!entry) return undefined;
+      inst = new Instance(schemas[entry.kind], `${entry.kind} '${name}'`, [entry.node.body], undefined, entry.node.name.span, name);
+      this.standalone.set(name, inst);
+    }
+    return inst;
+  }
+
+  private readonly verdicts = new WeakMap<Instance, boolean>();
+
+  /**
+   * Evaluate every field of an instance, of its nested blocks and of the blocks it refers to;
+   * report unknown fields. True when all of it is free of errors.
+   */
+  evaluateAll(inst: Instance): boolean {
+    const known = this.verdicts.get(inst);
+    if (known !== undefined) return known;
+    this.verdicts.set(inst, true);
+    let ok = this.checkFieldNames(inst);
+    for (const name of Object.keys(inst.schema.fields)) {
+      const v = this.field(inst, name);
+      if (v === null) ok = false;
+      else if (v.k === "inst" && !this.evaluateAll(v.inst)) ok = false;
+    }
+    this.verdicts.set(inst, ok);
+    return ok;
+  }
+
+  /** Unknown, duplicate and inapplicable fields in the bodies of an instance. */
+  private checkFieldNames(inst: Instance): boolean {
+    let ok = true;
+    for (const body of inst.bodies) {
+      const seen = new Map<string, A.FieldNode>();
+      for (const f of body.fields) {
+        const name = f.path.map((p) => p.text).join(".");
+        const first = seen.get(name);
+        if (first) {
+          ok = this.report("FSM2006", f.path[0]!.span, { field: name }, [{ message: `'${name}' first given here`, span: first.path[0]!.span }]) ?? false;
+          continue;
+        }
+        seen.set(name, f);
+        const spec = f.path.length === 1 ? inst.schema.fields[name] : undefined;
+        if (!spec) {
+          const hint = f.path.length > 1 ? "; dotted names are allowed only in a sweep's 'vary' block" : didYouMean(name, Object.keys(inst.schema.fields));
+          ok = this.report("FSM2004", cover(f.path), { field: name, where: inst.label, hint }) ?? false;
+          continue;
+        }
+        if (spec.appliesTo) {
+          const sel = this.field(inst, spec.appliesTo.field);
+          if (sel && sel.k === "name" && !spec.appliesTo.values.includes(sel.name)) {
+            const applies = `${spec.appliesTo.field} = ${spec.appliesTo.values.join(" | ")}`;
+            ok = this.report("FSM2011", f.path[0]!.span, { field: name, applies, actual: `${spec.appliesTo.field} = ${sel.name}` }) ?? false;
+          }
+        }
+      }
+    }
+    return ok;
+  }
+
+  /** The value of one field, evaluated once. `null` when it is in error (already reported). */
+  field(inst: Instance, name: string): Value | null {
+    const cached = inst.cache.get(name);
+    if (cached !== undefined) return cached;
+    const spec = inst.schema.fields[name];
+    if (!spec) return null;
+    const written = inst.written(name);
+    const span = written?.span ?? inst.anchor;
+    const at = this.stack.findIndex((s) => s.inst === inst && s.field === name);
+    if (at >= 0) {
+      const loop = this.stack.slice(at).map((s) => `${s.inst.label}.${s.field}`);
+      const first = this.stack[at]!;
+      this.report("FSM2007", first.span, { cycle: [...loop, `${inst.label}.${name}`].join(" → ") });
+      for (const s of this.stack.slice(at)) s.inst.cache.set(s.field, null);
+      return null;
+    }
+    if (this.stack.length >= MAX_REFERENCE_DEPTH) {
+      inst.cache.set(name, null);
+      return this.report("FSM2016", span, { limit: MAX_REFERENCE_DEPTH });
+    }
+    this.stack.push({ inst, field: name, span });
+    let value: Value | null;
+    try {
+      value = this.compute(inst, name, spec, written);
+    } finally {
+      this.stack.pop();
+    }
+    if (!inst.cache.has(name)) inst.cache.set(name, value);
+    return inst.cache.get(name)!;
+  }
+
+  private compute(inst: Instance, name: string, spec: FieldSpec, written: A.Expr | undefined): Value | null {
+    const type = spec.type;
+    if (type.t === "block") return this.nestedBlock(inst, name, type.schema);
+    // A sweep's `vary` is expanded by the sweep stage, not evaluated as a value.
+    if (type.t === "vary" && written) return { k: "none" };
+    if (written) return this.typed(written, type, inst, name, written.span, undefined);
+    if (spec.appliesTo) {
+      const sel = this.field(inst, spec.appliesTo.field);
+      if (!sel || sel.k !== "name" || !spec.appliesTo.values.includes(sel.name)) return { k: "none" };
+    }
+    if (spec.default !== undefined) {
+      return this.typed(defaultExpr(spec.default), type, inst, name, inst.anchor, spec.default);
+    }
+    if (spec.required) return this.report("FSM2005", inst.anchor, { field: name, where: inst.label });
+    return { k: "none" };
+  }
+
+  private nestedBlock(inst: Instance, name: string, schema: BlockSchema): Value | null {
+    const written = inst.writtenAll(name);
+    const bodies: A.BodyNode[] = [];
+    for (const f of written) {
+      if (f.value.kind !== "blockValue") return this.report("FSM2010", f.value.span, { field: name });
+      bodies.push(f.value.body);
+    }
+    const patched = inst.patch?.exprs.get(name);
+    if (patched) {
+      if (patched.kind !== "blockValue") return this.report("FSM2010", patched.span, { field: name });
+      bodies.push(patched.body);
+    }
+    const anchor = written[written.length - 1]?.path[0]!.span ?? inst.anchor;
+    const child = new Instance(schema, `${name} of ${inst.label}`, bodies, inst, anchor, name, inst.patch?.children.get(name));
+    return { k: "inst", inst: child };
+  }
+
+  /** Evaluate an expression as the field's type requires, with range checks. */
+  private typed(e: A.Expr, type: FieldType, scope: Instance, field: string, span: Span, fromDefault: string | undefined): Value | null {
+    const where = fromDefault === undefined ? span : scope.anchor;
+    const dflt = (s: string) => (fromDefault === undefined ? s : `${s} (the default, ${fromDefault})`);
+    switch (type.t) {
+      case "int":
+      case "real": {
+        const n = this.numeric(e, scope);
+        if (!n) return null;
+        const want = type.t === "int" ? DIMENSIONLESS : type.dim;
+        if (!dimEquals(n.dim, want)) {
+          return this.report("FSM2104", where, { field, expected: describeDim(want), actual: dflt(describeDim(n.dim).replace(/ \(.*\)$/, "")) });
+        }
+        if (type.t === "int" && !Q.isInteger(n.q)) return this.report("FSM2102", where, { field, value: dflt(Q.format(n.q)) });
+        const min = Q.parseLiteral(String(type.min));
+        const c = Q.compare(n.q, min);
+        const exclusive = type.t === "real" && type.minExclusive;
+        const tooBig = type.max !== undefined && Q.compare(n.q, Q.parseLiteral(String(type.max))) > 0;
+        if (c < 0 || (exclusive && c === 0) || tooBig) {
+          const range =
+            type.t === "int"
+              ? `an integer in ${type.min} … ${type.max ?? "∞"}`
+              : type.max !== undefined
+                ? `in ${exclusive ? "(" : "["}${type.min}, ${type.max}]`
+                : exclusive
+                  ? "greater than 0"
+                  : "at least 0";
+          return this.report("FSM2105", where, { field, range, value: dflt(Q.format(n.q)) });
+        }
+        return { k: "num", q: n.q, dim: n.dim };
+      }
+      case "enum":
+      case "bool": {
+        const values = type.t === "bool" ? ["true", "false"] : type.values;
+        const choices = values.join(" | ");
+        if (e.kind === "ref" && !e.override && !e.argument) {
+          const text = e.path.map((p) => p.text).join(".");
+          if (values.includes(text)) return { k: "name", name: text };
+          const v = e.path.length > 1 || this.inScope(e.path[0]!.text, scope) ? this.reference(e.path, scope) : undefined;
+          if (v === null) return null;
+          if (v && v.k === "name" && values.includes(v.name)) return v;
+          return this.report("FSM2106", where, { field, choices, value: text, hint: didYouMean(text, values) });
+        }
+        return this.report("FSM2103", where, { field, expected: `one of ${choices}`, actual: describeExpr(e) });
+      }
+      case "string":
+        if (e.kind === "string") return { k: "str", s: e.value };
+        return this.report("FSM2103", where, { field, expected: "a string", actual: describeExpr(e) });
+      case "ref":
+        return this.blockRef(e, type.kinds, scope, field);
+      case "degree":
+        if (e.kind === "ref" && e.path.length === 1 && e.path[0]!.text === "auto" && !e.override && !e.argument) return { k: "name", name: "auto" };
+        return this.typed(e, { t: "int", min: 1, max: 1024 }, scope, field, span, fromDefault);
+      case "pipeline": {
+        if (e.kind === "blockValue") {
+          const inst = new Instance(pipelineBlockSchema, `pipeline of ${scope.label}`, [e.body], scope, e.span, "pipeline");
+          if (!this.evaluateAll(inst)) return null;
+          const forward = this.field(inst, "forward");
+          const backward = this.field(inst, "backward");
+          return forward && backward ? { k: "pipeline", forward, backward } : null;
+        }
+        const d = this.typed(e, { t: "degree" }, scope, field, span, fromDefault);
+        return d ? { k: "pipeline", forward: d, backward: d } : null;
+      }
+      case "moeLayers":
+        return this.moeLayers(e, scope, field, where);
+      case "vary":
+      case "block":
+        return this.report("FSM2010", where, { field });
+    }
+  }
+
+  private moeLayers(e: A.Expr, scope: Instance, field: string, where: Span): Value | null {
+    if (e.kind === "ref" && e.path.length === 1 && !e.override) {
+      const word = e.path[0]!.text;
+      if (word === "all" && !e.argument) return { k: "layers", indices: "all" };
+      if ((word === "every" || word === "after") && e.argument) {
+        const n = this.typed(e.argument, { t: "int", min: word === "every" ? 1 : 0, max: 2 ** 31 - 1 }, scope, field, e.argument.span, undefined);
+        if (!n || n.k !== "num") return null;
+        const v = Number(n.q.num);
+        return word === "every" ? { k: "layers", indices: "all", every: v } : { k: "layers", indices: "all", after: v };
+      }
+    }
+    if (e.kind === "list") {
+      const out: number[] = [];
+      for (const item of e.items) {
+        const n = this.typed(item, { t: "int", min: 0, max: 2 ** 31 - 1 }, scope, field, item.span, undefined);
+        if (!n || n.k !== "num") return null;
+        out.push(Number(n.q.num));
+      }
+      return { k: "layers", indices: out };
+    }
+    return this.report("FSM2103", where, { field, expected: "all, every N, after N or a list of layer indices", actual: describeExpr(e) });
+  }
+
+  /** A field whose value is a block: a named block or preset (with overrides), or an inline block of a kind. */
+  private blockRef(e: A.Expr, kinds: readonly BlockKind[], scope: Instance, field: string): Value | null {
+    const expected = kinds.join(" or ");
+    if (e.kind !== "ref" || e.argument) return this.report("FSM2103", e.span, { field, expected: `the name of a ${expected}`, actual: describeExpr(e) });
+    const head = e.path[0]!;
+    const patch = scope.patch?.children.get(field);
+    if (e.path.length === 1 && isBlockKind(head.text) && !this.blocks.has(head.text)) {
+      if (!kinds.includes(head.text)) return this.report("FSM2009", head.span, { name: head.text, actual: `block kind`, field, expected: expected });
+      if (!e.override) return this.report("FSM2003", head.span, { name: head.text, hint: `; an inline ${head.text} needs its fields: ${head.text} { … }` });
+      return { k: "inst", inst: new Instance(schemas[head.text], `inline ${head.text} of ${scope.label}`, [e.override], scope, head.span, head.text, patch) };
+    }
+    let base: Instance | undefined;
+    if (e.path.length === 1 && this.blocks.has(head.text)) {
+      const entry = this.blocks.get(head.text)!;
+      if (!kinds.includes(entry.kind)) {
+        return this.report("FSM2009", head.span, { name: head.text, actual: entry.kind, field, expected }, [{ message: `'${head.text}' is defined here`, span: entry.node.name.span }]);
+      }
+      base = this.instanceOf(head.text)!;
+    } else if (e.path.length > 1 || this.inScope(head.text, scope)) {
+      const v = this.reference(e.path, scope);
+      if (v === null) return null;
+      if (v.k !== "inst" || !kinds.includes(v.inst.schema.kind as BlockKind)) {
+        return this.report("FSM2103", e.span, { field, expected: `a ${expected}`, actual: describeValue(v) });
+      }
+      base = v.inst;
+    } else {
+      const names = [...this.blocks].filter(([, b]) => kinds.includes(b.kind)).map(([n]) => n);
+      return this.report("FSM2003", head.span, { name: head.text, hint: didYouMean(head.text, names) });
+    }
+    if (!e.override && !patch) return { k: "inst", inst: base };
+    const bodies = e.override ? [...base.bodies, e.override] : base.bodies;
+    const label = e.override ? `${base.label} (with overrides)` : base.label;
+    return { k: "inst", inst: new Instance(base.schema, label, bodies, base.parent, e.override ? head.span : base.anchor, base.name, mergePatch(base.patch, patch)) };
+  }
+
+  private inScope(name: string, scope: Instance | undefined): boolean {
+    for (let s = scope; s; s = s.parent) if (s.schema.fields[name] || s.schema.kind === name) return true;
+    return false;
+  }
+
+  /**
+   * A dotted reference: the first name is a field of this block or an enclosing one, the kind
+   * of an enclosing block (`model.hidden` inside `ffn`), or a top-level block; each further
+   * name is a field of the block reached so far.
+   */
+  reference(path: readonly A.Ident[], scope: Instance): Value | null {
+    const head = path[0]!;
+    let value: Value | null | undefined;
+    for (let s: Instance | undefined = scope; s && value === undefined; s = s.parent) {
+      if (s.schema.fields[head.text]) value = this.field(s, head.text);
+      else if (s.schema.kind === head.text) value = { k: "inst", inst: s };
+    }
+    if (value === undefined) {
+      const inst = this.instanceOf(head.text);
+      if (inst) value = { k: "inst", inst };
+    }
+    if (value === undefined) {
+      const names = new Set<string>();
+      for (let s: Instance | undefined = scope; s; s = s.parent) for (const f of Object.keys(s.schema.fields)) names.add(f);
+      for (const b of this.blocks.keys()) names.add(b);
+      return this.report("FSM2003", head.span, { name: head.text, hint: didYouMean(head.text, names) });
+    }
+    for (const seg of path.slice(1)) {
+      if (value === null) return null;
+      if (value.k !== "inst") return this.report("FSM2015", seg.span, { name: describeValue(value), field: seg.text, hint: "" });
+      const inst: Instance = value.inst;
+      if (!inst.schema.fields[seg.text]) {
+        return this.report("FSM2015", seg.span, { name: inst.label, field: seg.text, hint: didYouMean(seg.text, Object.keys(inst.schema.fields)) });
+      }
+      value = this.field(inst, seg.text);
+    }
+    return value;
+  }
+
+  /** Evaluate an arithmetic expression to an exact quantity. */
+  numeric(e: A.Expr, scope: Instance): Num | null {
+    switch (e.kind) {
+      case "number": {
+        let q = Q.parseLiteral(e.text);
+        let dim = DIMENSIONLESS;
+        if (e.unit) {
+          const u = lookupUnit(e.unit.text);
+          if (!u) return this.report("FSM2101", e.unit.span, { unit: e.unit.text, hint: didYouMean(e.unit.text, unitNames()) });
+          q = Q.mul(q, u.factor);
+          dim = u.dim;
+        }
+        return { q, dim };
+      }
+      case "paren":
+        return this.numeric(e.expr, scope);
+      case "negate": {
+        const v = this.numeric(e.operand, scope);
+        return v && (e.count % 2 === 1 ? { q: Q.neg(v.q), dim: v.dim } : v);
+      }
+      case "binary": {
+        let acc = this.numeric(e.operands[0]!, scope);
+        for (let i = 1; i < e.operands.length && acc; i++) {
+          const rhs = this.numeric(e.operands[i]!, scope);
+          if (!rhs) return null;
+          const op = e.operators[i - 1]!;
+          const at = e.operands[i]!.span;
+          if (op === "+" || op === "-") {
+            if (!dimEquals(acc.dim, rhs.dim)) {
+              return this.report("FSM2108", { ...e.span, start: e.operands[0]!.span.start, end: at.end }, { op: op === "+" ? "add" : "subtract", left: describeDim(acc.dim), right: describeDim(rhs.dim) });
+            }
+            acc = { q: op === "+" ? Q.add(acc.q, rhs.q) : Q.sub(acc.q, rhs.q), dim: acc.dim };
+          } else if (op === "*") {
+            acc = { q: Q.mul(acc.q, rhs.q), dim: dimMul(acc.dim, rhs.dim) };
+          } else {
+            if (Q.isZero(rhs.q)) return this.report("FSM2107", at);
+            acc = { q: Q.div(acc.q, rhs.q), dim: dimDiv(acc.dim, rhs.dim) };
+          }
+          if (!Q.inRange(acc.q)) return this.report("FSM2109", e.span, { detail: "the result is too large or too precise to represent" });
+        }
+        return acc;
+      }
+      case "ref": {
+        if (e.override || e.argument) return this.report("FSM2110", e.span, { what: e.override ? "a block" : "a phrase like 'every 2'" });
+        const v = this.reference(e.path, scope);
+        if (v === null) return null;
+        if (v.k === "num") return { q: v.q, dim: v.dim };
+        return this.report("FSM2110", e.span, { what: `'${e.path.map((p) => p.text).join(".")}' (${describeValue(v)})` });
+      }
+      case "string":
+        return this.report("FSM2110", e.span, { what: "a string" });
+      case "list":
+        return this.report("FSM2110", e.span, { what: "a list" });
+      case "blockValue":
+        return this.report("FSM2110", e.span, { what: "a block" });
+      case "error":
+        return null;
+    }
+  }
+}
+
+function mergePatch(a: Patch | undefined, b: Patch | undefined): Patch | undefined {
+  if (!a) return b;
+  if (!b) return a;
+  const exprs = new Map(a.exprs);
+  for (const [k, v] of b.exprs) exprs.set(k, v);
+  const children = new Map(a.children);
+  for (const [k, v] of b.children) children.set(k, mergePatch(children.get(k), v)!);
+  return { exprs, children };
+}
+
+function cover(path: readonly A.Ident[]): Span {
+  const first = path[0]!.span;
+  return { ...first, end: path[path.length - 1]!.span.end };
+}
+
+/** What an expression is, in words, for "expects X, got Y". */
+export function describeExpr(e: A.Expr): string {
+  switch (e.kind) {
+    case "number":
+      return e.unit ? `the quantity ${e.text} ${e.unit.text}` : `the number ${e.text}`;
+    case "string":
+      return "a string";
+    case "ref":
+      return e.override ? "a block" : `the name '${e.path.map((p) => p.text).join(".")}'`;
+    case "list":
+      return "a list";
+    case "blockValue":
+      return "a block";
+    case "binary":
+    case "negate":
+    case "paren":
+      return "an arithmetic expression";
+    case "error":
+      return "an invalid value";
+  }
+}
+
+/** What a value is, in words. */
+export function describeValue(v: Value): string {
+  switch (v.k) {
+    case "num":
+      return `the ${dimEquals(v.dim, DIMENSIONLESS) ? "number" : "quantity"} ${Q.format(v.q)}`;
+    case "str":
+      return "a string";
+    case "name":
+      return `the name '${v.name}'`;
+    case "inst":
+      return v.inst.label;
+    case "list":
+      return "a list";
+    case "pipeline":
+      return "a pipeline block";
+    case "layers":
+      return "a layer selection";
+    case "none":
+      return "an unset field";
+  }
+}

@@ -1,0 +1,13 @@
+import { diagnostic } from "../../diagnostics/diagnostic.js";
+import type { Rule } from "./rule.js";
+
+/** The routed experts spread evenly over the expert-parallel group. FSM3002. */
+export const expertsDivideRule: Rule = {
+  name: "expertsDivide",
+  summary: "experts is a multiple of ep.",
+  check(job) {
+    const { experts } = job.model.moe;
+    const { ep } = job.parallel;
+    return experts % ep === 0 ? [] : [diagnostic("FSM3002", job.parallel.spans["ep"]!, { experts, ep })];
+  },
+};

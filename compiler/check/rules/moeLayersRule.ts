@@ -1,0 +1,26 @@
+import { diagnostic } from "../../diagnostics/diagnostic.js";
+import type { Rule } from "./rule.js";
+
+/** `moe_layers` names only layers the model has, and at least one. FSM3006. */
+export const moeLayersRule: Rule = {
+  name: "moeLayers",
+  summary: "moe_layers indices lie in 0 … layers − 1, `after N` leaves at least one MoE layer, and some layer is MoE.",
+  check(job) {
+    const m = job.model;
+    if (m.kind === "layer") return [];
+    const span = m.spans["moe_layers"]!;
+    const spec = m.moeLayerSpec;
+    const indices = spec.indices;
+    if (indices !== "all") {
+      const bad = indices.find((i) => i >= m.layers);
+      if (bad !== undefined) return [diagnostic("FSM3006", span, { detail: `names layer ${bad}, but the model has layers 0 … ${m.layers - 1}` })];
+      const dup = indices.find((i, k) => indices.indexOf(i) !== k);
+      if (dup !== undefined) return [diagnostic("FSM3006", span, { detail: `names layer ${dup} twice` })];
+    }
+    if (spec.after !== undefined && spec.after >= m.layers) {
+      return [diagnostic("FSM3006", span, { detail: `after ${spec.after} leaves no MoE layer in a model of ${m.layers} layers` })];
+    }
+    if (m.moeLayers.length === 0) return [diagnostic("FSM3006", span, { detail: `selects no layer of the model's ${m.layers}` })];
+    return [];
+  },
+};

@@ -1,0 +1,87 @@
+/**
+ * The diagnostic catalog (STYLE.md, "A diagnostic catalog"): every code fsmoec can report, its
+ * severity and its message template. `{name}` in a template is filled from the diagnostic's
+ * arguments. FSM1xxx are syntax errors, FSM2xxx semantic errors, FSM3xxx layout errors.
+ * spec/language.md documents each code and spec/cases holds a golden case for each.
+ */
+
+/** How bad a diagnostic is. */
+export type Severity = "error" | "warning";
+
+/** One catalog entry. */
+export interface Message {
+  readonly severity: Severity;
+  readonly template: string;
+  /** One line for the reference: when this diagnostic is reported. */
+  readonly summary: string;
+}
+
+/** The catalog, keyed by code. */
+export const messages = {
+  // ── FSM1xxx: syntax ─────────────────────────────────────────────────────────────────────
+  FSM1001: { severity: "error", template: "invalid UTF-8 byte 0x{byte}", summary: "The file is not valid UTF-8." },
+  FSM1002: { severity: "error", template: "NUL character in source", summary: "The file contains a NUL (U+0000) character." },
+  FSM1003: { severity: "error", template: "unexpected character '{char}'", summary: "A character that starts no token." },
+  FSM1004: { severity: "error", template: "unterminated string: a string must end on its line", summary: "A string literal is not closed before the end of its line." },
+  FSM1005: { severity: "error", template: "unterminated comment: '/*' has no matching '*/'", summary: "A block comment is not closed." },
+  FSM1006: { severity: "error", template: "expected {expected}, found {found}", summary: "A token other than the one the grammar requires here." },
+  FSM1007: { severity: "error", template: "expected {expected}, found {found}", summary: "None of the allowed constructs starts here (a value, a field, a block)." },
+  FSM1008: { severity: "error", template: "nesting deeper than {limit} levels", summary: "Brackets, braces and parentheses nest deeper than the limit." },
+  FSM1009: { severity: "error", template: "fields on one line must be separated by ','", summary: "Two fields share a line without a comma between them." },
+  FSM1010: { severity: "error", template: "number {text} is out of range (at most {max})", summary: "A number literal too large to be finite." },
+  FSM1011: { severity: "error", template: "invalid escape '\\{char}' in string (allowed: \\\" \\\\ \\n \\t)", summary: "A backslash escape the language does not define." },
+  FSM1012: { severity: "error", template: "file is too large ({size} bytes; the limit is {limit})", summary: "A source file larger than the front end accepts." },
+
+  // ── FSM20xx: names and structure ────────────────────────────────────────────────────────
+  FSM2001: { severity: "error", template: "unknown block kind '{kind}'{hint}", summary: "A top-level block of a kind the language does not have." },
+  FSM2002: { severity: "error", template: "duplicate block '{name}'", summary: "Two top-level blocks with the same name." },
+  FSM2003: { severity: "error", template: "unknown name '{name}'{hint}", summary: "A reference to a block or field that does not exist." },
+  FSM2004: { severity: "error", template: "unknown field '{field}' in {where}{hint}", summary: "A field the block does not define." },
+  FSM2005: { severity: "error", template: "missing required field '{field}' in {where}", summary: "A required field is not given." },
+  FSM2006: { severity: "error", template: "duplicate field '{field}'", summary: "The same field twice in one block." },
+  FSM2007: { severity: "error", template: "reference cycle: {cycle}", summary: "Fields or blocks that refer to each other in a loop." },
+  FSM2008: { severity: "error", template: "cannot read import '{path}': {reason}", summary: "An imported file that does not exist or cannot be read." },
+  FSM2009: { severity: "error", template: "'{name}' is a {actual}, but field '{field}' expects a {expected}", summary: "A reference to a block of the wrong kind." },
+  FSM2010: { severity: "error", template: "field '{field}' is a block; write '{field} {{ … }}'", summary: "A nested block given a plain value." },
+  FSM2011: { severity: "error", template: "'{field}' applies only to {applies}, not {actual}", summary: "A field that belongs to another router or variant." },
+  FSM2012: { severity: "error", template: "sweep '{name}' expands to {count} jobs (the limit is {limit})", summary: "A sweep whose cartesian product is too large." },
+  FSM2013: { severity: "error", template: "cannot vary '{path}': {reason}", summary: "A sweep `vary` path that names no field of the train job, its model or its cluster." },
+  FSM2014: { severity: "error", template: "'vary' values must be a non-empty list", summary: "A sweep `vary` entry that is not a list of values, or an empty one." },
+  FSM2016: { severity: "error", template: "references nest deeper than {limit} levels", summary: "A chain of field references longer than the checker follows." },
+  FSM2015: { severity: "error", template: "'{name}' has no field '{field}'{hint}", summary: "A dotted reference into a block that lacks the field." },
+
+  // ── FSM21xx: values, units and expressions ──────────────────────────────────────────────
+  FSM2101: { severity: "error", template: "unknown unit '{unit}'{hint}", summary: "A unit the language does not define." },
+  FSM2102: { severity: "error", template: "field '{field}' expects an integer, got {value}", summary: "A count that is not a whole number." },
+  FSM2103: { severity: "error", template: "field '{field}' expects {expected}, got {actual}", summary: "A value of the wrong sort (a number, a name, a string, a list, a block)." },
+  FSM2104: { severity: "error", template: "field '{field}' expects {expected}, got {actual}", summary: "A quantity of the wrong dimension (a rate where a time is needed)." },
+  FSM2105: { severity: "error", template: "field '{field}' must be {range}, got {value}", summary: "A value outside the field's range." },
+  FSM2106: { severity: "error", template: "field '{field}' expects one of {choices}, got '{value}'{hint}", summary: "A name that is not one of the field's choices." },
+  FSM2107: { severity: "error", template: "division by zero", summary: "An expression divides by zero." },
+  FSM2108: { severity: "error", template: "cannot {op} {left} and {right}", summary: "Adding or subtracting quantities of different dimensions." },
+  FSM2109: { severity: "error", template: "value is out of range: {detail}", summary: "An expression whose result is not a finite number of reasonable size." },
+  FSM2110: { severity: "error", template: "{what} cannot be used in an expression", summary: "A string, list, block or enum name used in arithmetic." },
+
+  // ── FSM3xxx: layout ─────────────────────────────────────────────────────────────────────
+  FSM3001: { severity: "error", template: "esp · ep · edp = {esp} · {ep} · {edp} = {product}, but the cluster has {world} GPUs ({nodes} nodes × {gpus})", summary: "The parallel degrees do not multiply to the number of GPUs." },
+  FSM3002: { severity: "error", template: "{experts} experts do not divide over ep = {ep} ranks", summary: "The routed experts cannot be spread evenly over the expert-parallel group." },
+  FSM3003: { severity: "error", template: "{what} = {value} must divide gpus_per_node = {gpus}", summary: "tp or esp does not divide the GPUs of a node." },
+  FSM3004: { severity: "error", template: "{what} = {value} is not divisible by {by} = {divisor}", summary: "A dimension that must split evenly (expert_hidden over esp, heads over tp, hidden over heads, …) does not." },
+  FSM3005: { severity: "error", template: "top_k = {topk} is larger than experts = {experts}", summary: "A token would need more experts than exist." },
+  FSM3006: { severity: "error", template: "moe_layers {detail}", summary: "A `moe_layers` value that names layers the model does not have." },
+  FSM3007: { severity: "error", template: "edp = {world} / (esp · ep) = {world} / ({esp} · {ep}) is not a whole number", summary: "The default expert data-parallel degree does not come out whole." },
+  FSM3008: { severity: "error", template: "router groups: {detail}", summary: "Group-limited routing whose groups do not fit the experts or top_k." },
+} as const satisfies Record<string, Message>;
+
+/** A diagnostic code from the catalog. */
+export type Code = keyof typeof messages;
+
+/** Fill a template's `{name}` holes (`{{` stands for a literal brace). */
+export function formatMessage(code: Code, args: Readonly<Record<string, string | number>>): string {
+  return messages[code].template
+    .replace(/\{\{/g, "\u0000")
+    .replace(/\}\}/g, "\u0001")
+    .replace(/\{(\w+)\}/g, (_, key: string) => (key in args ? String(args[key]) : ""))
+    .replace(/\u0000/g, "{")
+    .replace(/\u0001/g, "}");
+}
