@@ -31,14 +31,20 @@ export interface CheckResult {
   readonly asts: readonly A.FileNode[];
 }
 
-interface Loaded {
-  readonly asts: A.FileNode[];
-  readonly sources: Map<string, SourceFile>;
-  readonly diagnostics: Diagnostic[];
+/** A root file and its imports, parsed: the parse stage's value. */
+export interface Loaded {
+  readonly asts: readonly A.FileNode[];
+  readonly sources: ReadonlyMap<string, SourceFile>;
+  /** Syntax errors and unreadable imports. */
+  readonly diagnostics: readonly Diagnostic[];
 }
 
-function load(root: string, host: CheckHost, rootText: string | Uint8Array | undefined): Loaded {
-  const out: Loaded = { asts: [], sources: new Map(), diagnostics: [] };
+/**
+ * Read and parse a root file and, transitively, the files it imports (each once). `rootText`
+ * gives the root's contents directly; the host still reads its imports.
+ */
+export function load(root: string, host: CheckHost = nodeHost, rootText?: string | Uint8Array): Loaded {
+  const out = { asts: [] as A.FileNode[], sources: new Map<string, SourceFile>(), diagnostics: [] as Diagnostic[] };
   const visit = (path: string, input: string | Uint8Array) => {
     const r = parse(input, path);
     out.asts.push(r.ast);
@@ -52,7 +58,7 @@ function load(root: string, host: CheckHost, rootText: string | Uint8Array | und
       try {
         text = host.read(target);
       } catch (e) {
-        out.diagnostics.push(diagnostic("FSM2008", item.pathSpan, { path: item.path, reason: (e as Error).message }));
+        out.diagnostics.push(diagnostic("FSM2008", item.pathSpan, { what: "import ", path: item.path, reason: (e as Error).message }));
         continue;
       }
       visit(target, text);
@@ -63,23 +69,26 @@ function load(root: string, host: CheckHost, rootText: string | Uint8Array | und
     try {
       visit(root, host.read(root));
     } catch (e) {
-      out.sources.set(root, new SourceFile(root, ""));
-      out.diagnostics.push(diagnostic("FSM2008", { file: root, start: 0, end: 0 }, { path: root, reason: (e as Error).message }));
+      out.diagnostics.push(diagnostic("FSM2008", { file: root, start: 0, end: 0 }, { what: "", path: root, reason: (e as Error).message }));
     }
   }
   return out;
 }
 
 /**
- * Check a root file and everything it imports. `text` gives the root's contents directly
- * (the host still reads its imports).
+ * Check a root file and everything it imports: parse, then {@link checkLoaded}. `text` gives
+ * the root's contents directly (the host still reads its imports).
  */
 export function check(root: string, options: { host?: CheckHost; text?: string | Uint8Array } = {}): CheckResult {
-  const host = options.host ?? nodeHost;
-  const loaded = load(root, host, options.text);
-  const diagnostics = loaded.diagnostics;
+  return checkLoaded(load(root, options.host ?? nodeHost, options.text));
+}
+
+/** Check parsed files (the check stage proper). */
+export function checkLoaded(loaded: Loaded): CheckResult {
+  const diagnostics = [...loaded.diagnostics];
   const std = stdPresets();
-  loaded.sources.set(std.source.name, std.source);
+  const sources = new Map(loaded.sources);
+  sources.set(std.source.name, std.source);
 
   const blocks = new Map<string, BlockEntry>();
   for (const item of std.ast.items) {
@@ -118,14 +127,14 @@ export function check(root: string, options: { host?: CheckHost; text?: string |
     const name = entry.node.name.text;
     const inst = ev.instanceOf(name)!;
     if (entry.kind === "train") finish(inst, name, null);
-    else if (entry.kind === "sweep") expandSweep(ev, inst, entry.node, loaded.sources, finish);
+    else if (entry.kind === "sweep") expandSweep(ev, inst, entry.node, sources, finish);
     else ev.evaluateAll(inst);
   }
   diagnostics.push(...ev.diagnostics);
   return {
     program: { files: loaded.asts.map((a) => a.span.file), jobs },
     diagnostics: sortDiagnostics(diagnostics),
-    sources: loaded.sources,
+    sources,
     asts: loaded.asts,
   };
 }

@@ -40,7 +40,7 @@ export const messages = {
   FSM2005: { severity: "error", template: "missing required field '{field}' in {where}", summary: "A required field is not given." },
   FSM2006: { severity: "error", template: "duplicate field '{field}'", summary: "The same field twice in one block." },
   FSM2007: { severity: "error", template: "reference cycle: {cycle}", summary: "Fields or blocks that refer to each other in a loop." },
-  FSM2008: { severity: "error", template: "cannot read import '{path}': {reason}", summary: "An imported file that does not exist or cannot be read." },
+  FSM2008: { severity: "error", template: "cannot read {what}'{path}': {reason}", summary: "An imported file that does not exist or cannot be read." },
   FSM2009: { severity: "error", template: "'{name}' is a {actual}, but field '{field}' expects a {expected}", summary: "A reference to a block of the wrong kind." },
   FSM2010: { severity: "error", template: "field '{field}' is a block; write '{field} {{ … }}'", summary: "A nested block given a plain value." },
   FSM2011: { severity: "error", template: "'{field}' applies only to {applies}, not {actual}", summary: "A field that belongs to another router or variant." },

@@ -1,0 +1,170 @@
+/**
+ * `fsmoec`, the command line (ARCHITECTURE.md, "The CLI"): a thin shell over the library that
+ * turns results into printed text and exit codes. It never prints a stack trace for any input.
+ */
+import { readFileSync } from "node:fs";
+import { Command, CommanderError, Option } from "commander";
+import { check, type CheckResult } from "../compiler/check/check.js";
+import { hasErrors, type Diagnostic } from "../compiler/diagnostics/diagnostic.js";
+import { renderText, toJson, type JsonDiagnostic } from "../compiler/diagnostics/render.js";
+import { stages } from "../compiler/index.js";
+import { format } from "../grammar/print.js";
+import { Exit } from "./exit.js";
+import { writeFileAtomic } from "./io.js";
+import { summarize } from "./summary.js";
+
+const version = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
+
+interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+
+function report(results: readonly CheckResult[], fmt: string, io: Io): void {
+  if (fmt === "json") {
+    const all: JsonDiagnostic[] = results.flatMap((r) => toJson(r.diagnostics, (n) => r.sources.get(n)));
+    io.out(JSON.stringify(all, null, 2) + "\n");
+    return;
+  }
+  for (const r of results) io.err(renderText(r.diagnostics, (n) => r.sources.get(n)));
+}
+
+function countLine(diagnostics: readonly Diagnostic[], files: number): string {
+  const errors = diagnostics.filter((d) => d.severity === "error").length;
+  const warnings = diagnostics.length - errors;
+  const parts = [`${files} file${files === 1 ? "" : "s"} checked`];
+  parts.push(errors === 0 ? "no errors" : `${errors} error${errors === 1 ? "" : "s"}`);
+  if (warnings > 0) parts.push(`${warnings} warning${warnings === 1 ? "" : "s"}`);
+  return parts.join(", ") + "\n";
+}
+
+const formatOption = () => new Option("--format <format>", "how to report diagnostics").choices(["text", "json"]).default("text");
+const stageNames = stages.map((s) => s.name);
+
+/** Build the program; `io` and `exit` are injectable so tests can run the CLI in-process. */
+export function program(io: Io, setExit: (code: number) => void): Command {
+  const cli = new Command("fsmoec")
+    .description("Compile the training schedule of a Mixture-of-Experts model for its GPU cluster.")
+    .version(version, "-V, --version")
+    .configureOutput({ writeOut: io.out, writeErr: io.err })
+    .exitOverride()
+    .showHelpAfterError("(run fsmoec --help for usage)");
+
+  cli
+    .command("summary <file>", { isDefault: true, hidden: true })
+    .description("check FILE and summarize each train job")
+    .addOption(formatOption())
+    .addOption(new Option("--print-after <stage>", "print a stage's value and stop").choices(stageNames))
+    .action((file: string, opts: { format: string; printAfter?: string }) => {
+      if (opts.printAfter) {
+        setExit(printAfter(file, opts.printAfter, opts.format, io));
+        return;
+      }
+      const r = check(file);
+      report([r], opts.format, io);
+      if (hasErrors(r.diagnostics)) return setExit(Exit.inputErrors);
+      if (opts.format === "text") {
+        if (r.program.jobs.length === 0) io.out(`${file}: no train jobs\n`);
+        for (const job of r.program.jobs) io.out(summarize(job));
+      }
+      setExit(Exit.ok);
+    });
+
+  cli
+    .command("check <files...>")
+    .description("check .moe files and report diagnostics (exit 1 on errors)")
+    .addOption(formatOption())
+    .action((files: string[], opts: { format: string }) => {
+      const results = files.map((f) => check(f));
+      report(results, opts.format, io);
+      const all = results.flatMap((r) => r.diagnostics);
+      if (opts.format === "text") io.err(countLine(all, files.length));
+      setExit(hasErrors(all) ? Exit.inputErrors : Exit.ok);
+    });
+
+  cli
+    .command("fmt <files...>")
+    .description("format .moe files canonically, in place")
+    .option("--check", "only report files that are not formatted (exit 1 if any)")
+    .option("--stdout", "print the formatted text instead of writing files")
+    .addOption(formatOption())
+    .action((files: string[], opts: { check?: boolean; stdout?: boolean; format: string }) => setExit(fmt(files, opts, io)));
+
+  return cli;
+}
+
+function printAfter(file: string, stage: string, fmt: string, io: Io): number {
+  const loaded = stages[0].run({ file });
+  if (stage === "parse") {
+    io.out(stages[0].print(loaded));
+    return hasErrors(loaded.diagnostics) ? Exit.inputErrors : Exit.ok;
+  }
+  const r = stages[1].run(loaded);
+  report([r], fmt, io);
+  io.out(stages[1].print(r));
+  return hasErrors(r.diagnostics) ? Exit.inputErrors : Exit.ok;
+}
+
+function fmt(files: string[], opts: { check?: boolean; stdout?: boolean; format: string }, io: Io): number {
+  let code: number = Exit.ok;
+  const unformatted: string[] = [];
+  for (const file of files) {
+    let original: Buffer;
+    try {
+      original = readFileSync(file);
+    } catch (e) {
+      io.err(`${file}: error: cannot read: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}\n`);
+      code = Math.max(code, Exit.inputErrors);
+      continue;
+    }
+    const r = format(original, file);
+    if (r.text === null) {
+      const source = check(file, { text: original });
+      report([{ ...source, diagnostics: r.diagnostics }], opts.format, io);
+      code = Math.max(code, Exit.inputErrors);
+      continue;
+    }
+    if (opts.stdout) {
+      io.out(r.text);
+      continue;
+    }
+    if (r.text === original.toString("utf8")) continue;
+    if (opts.check) {
+      unformatted.push(file);
+      continue;
+    }
+    try {
+      writeFileAtomic(file, r.text);
+      io.err(`formatted ${file}\n`);
+    } catch (e) {
+      io.err(`${file}: error: cannot write: ${(e as Error).message}\n`);
+      code = Exit.runtime;
+    }
+  }
+  if (opts.check && unformatted.length > 0) {
+    for (const f of unformatted) io.err(`${f}: not formatted (run fsmoec fmt ${f})\n`);
+    code = Math.max(code, Exit.inputErrors);
+  }
+  return code;
+}
+
+/** Run the CLI with arguments (without `node` and the script); returns the exit code. */
+export function run(argv: readonly string[], io: Io = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) }): number {
+  let code: number = Exit.ok;
+  const cli = program(io, (c) => (code = c));
+  if (argv.length === 0) {
+    cli.outputHelp({ error: true });
+    return Exit.usage;
+  }
+  try {
+    cli.parse([...argv], { from: "user" });
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") return Exit.ok;
+      return Exit.usage;
+    }
+    io.err(`fsmoec: internal error: ${(e as Error).message}\n`);
+    return Exit.runtime;
+  }
+  return code;
+}
