@@ -7,11 +7,16 @@ import { Command, CommanderError, Option } from "commander";
 import { check, type CheckResult } from "../compiler/check/check.js";
 import { hasErrors, type Diagnostic } from "../compiler/diagnostics/diagnostic.js";
 import { renderText, toJson, type JsonDiagnostic } from "../compiler/diagnostics/render.js";
-import { stages } from "../compiler/index.js";
+import { stages, compileStageNames } from "../compiler/index.js";
+import { printStage } from "./stages.js";
+import { DEFAULT_TARGETS, targets } from "../codegen/index.js";
+import { STRATEGY_NAMES } from "../compiler/schedule/index.js";
+import { join } from "node:path";
+import { compileFile, parseEmit, printExplain, printSummaries, writeOutputs, type CompileFlags } from "./compile.js";
+import { summaryJson } from "./summary.js";
 import { format } from "../grammar/print.js";
 import { Exit } from "./exit.js";
 import { writeFileAtomic } from "./io.js";
-import { summarize } from "./summary.js";
 
 const version = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
@@ -39,7 +44,7 @@ function countLine(diagnostics: readonly Diagnostic[], files: number): string {
 }
 
 const formatOption = () => new Option("--format <format>", "how to report diagnostics").choices(["text", "json"]).default("text");
-const stageNames = stages.map((s) => s.name);
+const stageNames = [...stages.map((s) => s.name), ...compileStageNames];
 
 /** Build the program; `io` and `exit` are injectable so tests can run the CLI in-process. */
 export function program(io: Io, setExit: (code: number) => void): Command {
@@ -50,24 +55,68 @@ export function program(io: Io, setExit: (code: number) => void): Command {
     .exitOverride()
     .showHelpAfterError("(run fsmoec --help for usage)");
 
+  const scheduleOption = () => new Option("--schedule <strategy>", "override the file's schedule").choices([...STRATEGY_NAMES]);
+  const jobOption = () => new Option("--job <name>", "only this train job");
+  const rulesOption = () => new Option("--fsmoe-empirical-rules", "apply the FSMoE authors' empirical rule (r = 1 when the all-to-all takes under 1 ms)");
+
   cli
     .command("summary <file>", { isDefault: true, hidden: true })
-    .description("check FILE and summarize each train job")
+    .description("compile every train job, compare the strategies, print a summary and write out/")
     .addOption(formatOption())
     .addOption(new Option("--print-after <stage>", "print a stage's value and stop").choices(stageNames))
-    .action((file: string, opts: { format: string; printAfter?: string }) => {
-      if (opts.printAfter) {
-        setExit(printAfter(file, opts.printAfter, opts.format, io));
-        return;
+    .addOption(scheduleOption())
+    .addOption(jobOption())
+    .addOption(rulesOption())
+    .option("-o, --out <dir>", "output folder", "out")
+    .action((file: string, opts: { format: string; printAfter?: string; out: string } & CompileFlags) => {
+      if (opts.printAfter) return setExit(printAfter(file, opts.printAfter, opts, io));
+      const { results, code } = compileFile(file, opts, true, version, (r, d) => report([{ ...r, diagnostics: d }], opts.format, io));
+      if (code === Exit.usage) io.err(`fsmoec: error: no train job named '${opts.job}' in ${file}\n`);
+      if (opts.format === "text") printSummaries(results, io);
+      else io.out(JSON.stringify(results.filter((x) => x.plan).map((x) => summaryJson(x)), null, 2) + "\n");
+      if (!writeOutputs(results, opts.out, DEFAULT_TARGETS, io)) return setExit(Exit.runtime);
+      setExit(code);
+    });
+
+  cli
+    .command("compile <file>")
+    .description("compile every train job into a verified plan in DIR/<job>/")
+    .addOption(formatOption())
+    .addOption(scheduleOption())
+    .addOption(jobOption())
+    .addOption(rulesOption())
+    .option("-o, --out <dir>", "output folder", "out")
+    .option("--emit <targets>", `comma-separated targets (${targets.map((t) => t.name).join(", ")})`, DEFAULT_TARGETS.join(","))
+    .addOption(new Option("--print-after <stage>", "print a stage's value and stop").choices(stageNames))
+    .action((file: string, opts: { format: string; out: string; emit: string; printAfter?: string } & CompileFlags) => {
+      if (opts.printAfter) return setExit(printAfter(file, opts.printAfter, opts, io));
+      const emit = parseEmit(opts.emit, io);
+      if (!emit) return setExit(Exit.usage);
+      const { results, code } = compileFile(file, opts, false, version, (r, d) => report([{ ...r, diagnostics: d }], opts.format, io));
+      if (code === Exit.usage) io.err(`fsmoec: error: no train job named '${opts.job}' in ${file}\n`);
+      if (!writeOutputs(results, opts.out, emit, io)) return setExit(Exit.runtime);
+      for (const r of results) if (r.plan && opts.format === "text") io.err(`wrote ${join(opts.out, r.job.name)}/ (${r.strategy}, predicted ${(r.plan.predicted.iterationUs / 1000).toFixed(2)} ms)\n`);
+      setExit(code);
+    });
+
+  cli
+    .command("explain <file>")
+    .description("print the candidates behind each choice of the schedule")
+    .addOption(formatOption())
+    .addOption(scheduleOption())
+    .addOption(jobOption())
+    .addOption(rulesOption())
+    .option("--layer <n>", "only this layer's choices")
+    .action((file: string, opts: { format: string; layer?: string } & CompileFlags) => {
+      const layer = opts.layer === undefined ? undefined : Number(opts.layer);
+      if (layer !== undefined && (!Number.isInteger(layer) || layer < 0)) {
+        io.err(`fsmoec: error: --layer expects a layer index, got '${opts.layer}'\n`);
+        return setExit(Exit.usage);
       }
-      const r = check(file);
-      report([r], opts.format, io);
-      if (hasErrors(r.diagnostics)) return setExit(Exit.inputErrors);
-      if (opts.format === "text") {
-        if (r.program.jobs.length === 0) io.out(`${file}: no train jobs\n`);
-        for (const job of r.program.jobs) io.out(summarize(job));
-      }
-      setExit(Exit.ok);
+      const { results, code } = compileFile(file, opts, false, version, (r, d) => report([{ ...r, diagnostics: d }], opts.format, io));
+      if (code === Exit.usage) io.err(`fsmoec: error: no train job named '${opts.job}' in ${file}\n`);
+      printExplain(results, layer, io);
+      setExit(code);
     });
 
   cli
@@ -93,16 +142,21 @@ export function program(io: Io, setExit: (code: number) => void): Command {
   return cli;
 }
 
-function printAfter(file: string, stage: string, fmt: string, io: Io): number {
+function printAfter(file: string, stage: string, opts: { format: string } & CompileFlags, io: Io): number {
   const loaded = stages[0].run({ file });
   if (stage === "parse") {
     io.out(stages[0].print(loaded));
     return hasErrors(loaded.diagnostics) ? Exit.inputErrors : Exit.ok;
   }
   const r = stages[1].run(loaded);
-  report([r], fmt, io);
-  io.out(stages[1].print(r));
-  return hasErrors(r.diagnostics) ? Exit.inputErrors : Exit.ok;
+  if (stage === "check" || hasErrors(r.diagnostics)) {
+    if (opts.format === "text" || hasErrors(r.diagnostics)) report([r], opts.format, io);
+    if (!hasErrors(r.diagnostics)) io.out(stages[1].print(r));
+    return hasErrors(r.diagnostics) ? Exit.inputErrors : Exit.ok;
+  }
+  const { results, code } = compileFile(file, opts, false, version, (c, d) => report([{ ...c, diagnostics: d }], opts.format, io));
+  for (const res of results) if (res.compiled) io.out(printStage(stage, res));
+  return code;
 }
 
 function fmt(files: string[], opts: { check?: boolean; stdout?: boolean; format: string }, io: Io): number {

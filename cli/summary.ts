@@ -5,6 +5,9 @@
  * C0 = ceil(top_k · capacity_factor · T / experts) slots per expert per rank.
  */
 import type { TrainJob } from "../compiler/check/program.js";
+import type { JobResult } from "../compiler/compile/index.js";
+import type { LayerPlan } from "../compiler/schedule/types.js";
+import { STRATEGY_NAMES } from "../compiler/schedule/index.js";
 
 function si(n: number, unit: string): string {
   const steps: [number, string][] = [[1e15, "P"], [1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "K"]];
@@ -44,4 +47,65 @@ export function summarize(job: TrainJob): string {
     `  schedule  ${job.schedule}, pipeline ${job.pipeline.forward === job.pipeline.backward ? job.pipeline.forward : `forward ${job.pipeline.forward}, backward ${job.pipeline.backward}`}, gradients ${job.gradients}, recompute ${job.recompute}, seed ${job.seed}`,
   ];
   return lines.join("\n") + "\n";
+}
+
+
+function ms(us: number): string {
+  return us >= 1e6 ? `${(us / 1e6).toFixed(3)} s` : `${(us / 1000).toFixed(2)} ms`;
+}
+
+function gib(bytes: number): string {
+  return `${(bytes / 2 ** 30).toFixed(1)} GiB`;
+}
+
+function orderName(p: LayerPlan["forward"]): string {
+  const s = p.style;
+  return `r=${p.degree} ${s.kind === "interleaved" ? `interleaved/${s.lookahead}` : s.kind}`;
+}
+
+/** Consecutive MoE layers with the same capacity, degrees and orders, as ranges. */
+export function layerRuns(layers: readonly LayerPlan[]): string[] {
+  const out: string[] = [];
+  let start = 0;
+  const key = (l: LayerPlan) => `C=${l.capacity}, forward ${orderName(l.forward)}, backward ${orderName(l.backward)}`;
+  for (let i = 1; i <= layers.length; i++) {
+    if (i < layers.length && key(layers[i]!) === key(layers[start]!)) continue;
+    const a = layers[start]!.layer;
+    const b = layers[i - 1]!.layer;
+    out.push(`${a === b ? `L${a}` : `L${a}–L${b}`}: ${key(layers[start]!)}`);
+    start = i;
+  }
+  return out;
+}
+
+/** The summary of a compiled job: prediction, degrees, speedups over the other strategies, memory. */
+export function summarizeCompiled(r: JobResult): string {
+  const c = r.compiled!;
+  const t = c.timeline.makespanUs;
+  const lines = [summarize(r.job).trimEnd()];
+  lines.push(`  predicted ${ms(t)} per iteration with ${r.strategy} (${(t / c.lowerBoundUs).toFixed(2)}× the lower bound ${ms(c.lowerBoundUs)}); cost model ${c.costModel.name}`);
+  const layers = [...c.schedule.layers.values()].sort((a, b) => a.layer - b.layer);
+  for (const run of layerRuns(layers)) lines.push(`    ${run}`);
+  const others = STRATEGY_NAMES.filter((s) => s !== r.strategy && r.others.has(s)).map((s) => {
+    const o = r.others.get(s)!.timeline.makespanUs;
+    return `${s} ${ms(o)} (${(o / t).toFixed(2)}×)`;
+  });
+  if (others.length > 0) lines.push(`  speedup of ${r.strategy} over ${others.join(", ")}`);
+  const m = c.job.cluster.device.memory;
+  lines.push(`  peak memory ${gib(c.peakBytes)} of ${gib(m)} per GPU (weights ${gib(c.staticMemory.weightBytes)}, optimizer ${gib(c.staticMemory.optimizerBytes)}, gradients ${gib(c.memory.persistentBytes)}, activations ${gib(c.memory.arenaBytes)})`);
+  return lines.join("\n") + "\n";
+}
+
+/** The summary as JSON (`--format json`). */
+export function summaryJson(r: JobResult): unknown {
+  const c = r.compiled!;
+  return {
+    job: r.job.name,
+    strategy: r.strategy,
+    predictedUs: c.timeline.makespanUs,
+    lowerBoundUs: c.lowerBoundUs,
+    peakBytes: c.peakBytes,
+    layers: [...c.schedule.layers.values()].sort((a, b) => a.layer - b.layer).map((l) => ({ layer: l.layer, capacity: l.capacity, forward: l.forward, backward: l.backward })),
+    strategies: Object.fromEntries([...r.others].map(([s, o]) => [s, { predictedUs: o.timeline.makespanUs, speedup: o.timeline.makespanUs / c.timeline.makespanUs }])),
+  };
 }

@@ -43,8 +43,25 @@ export const checkStage: Stage<Loaded, CheckResult> = {
   print: (r) => JSON.stringify(r.program, stripSpans, 2) + "\n",
 };
 
-/** The stages in order. */
+/** The front-end stages in order (their values are shared by every job of a file). */
 export const stages = [parseStage, checkStage] as const;
+
+/**
+ * The per-job stages that follow, in order (compiler/compile/compile.ts runs them): their
+ * names and what each does, for `--print-after` and the docs.
+ */
+export const compileStages = [
+  { name: "lower", summary: "every layer to the unified MoE abstraction with exact sizes (compiler/lower/)" },
+  { name: "cost", summary: "the cost model: hardware α–β or a fitted profile (compiler/cost/)" },
+  { name: "schedule", summary: "the strategy's degrees, issue orders and gradient slots (compiler/schedule/)" },
+  { name: "graph", summary: "the static task graph of one rank: ops on streams, events, buffers (compiler/graph/)" },
+  { name: "verify", summary: "no cycles, races, collective-order mismatches, bad shapes (compiler/verify/)" },
+  { name: "memory", summary: "buffer lifetimes to arena offsets and the peak (compiler/memory/)" },
+  { name: "plan", summary: "plan.json (compiler/plan/)" },
+] as const;
+
+/** The names of the per-job stages. */
+export const compileStageNames: readonly string[] = compileStages.map((s) => s.name);
 
 /** The checked Program of a source, with every diagnostic (the front end as one call). */
 export function frontEnd(src: Source): CheckResult {

@@ -70,7 +70,24 @@ export const messages = {
   FSM3005: { severity: "error", template: "top_k = {topk} is larger than experts = {experts}", summary: "A token would need more experts than exist." },
   FSM3006: { severity: "error", template: "moe_layers {detail}", summary: "A `moe_layers` value that names layers the model does not have." },
   FSM3007: { severity: "error", template: "edp = {world} / (esp · ep) = {world} / ({esp} · {ep}) is not a whole number", summary: "The default expert data-parallel degree does not come out whole." },
+  FSM3009: { severity: "error", template: "cannot read profile '{profile}': {reason}; built-in profiles: {builtins}", summary: "A cluster's profile names neither a built-in profile nor a readable file." },
+  FSM3010: { severity: "error", template: "profile '{profile}' is malformed: {detail}", summary: "A profile file that is not valid JSON or does not follow the profile format." },
+  FSM3011: { severity: "error", template: "job '{job}' needs {needed} per GPU but {device} has {memory}: {breakdown}", summary: "The plan's peak memory per GPU exceeds the device's memory." },
   FSM3008: { severity: "error", template: "router groups: {detail}", summary: "Group-limited routing whose groups do not fit the experts or top_k." },
+
+  // ── FSM4xxx: plan verification ──────────────────────────────────────────────────────────
+  FSM4001: { severity: "error", template: "happens-before cycle{where}, the plan deadlocks: {cycle}", summary: "Program order on the streams and event waits form a cycle on one rank (e.g. a FIFO stream holding an op behind one that waits for it)." },
+  FSM4002: { severity: "error", template: "data race{where} on buffer {buffer}: {first} {firstAction} and {second} {secondAction} bytes [{start}, {end}) with no program order or event between them", summary: "Two ops on different streams access overlapping bytes of a buffer, at least one writes, and nothing orders them." },
+  FSM4003: { severity: "error", template: "collective order differs on communicator {comm}: collective #{index} is {first} on rank {rankA} but {second} on rank {rankB}", summary: "The members of one communicator do not issue the same sequence of collectives on it." },
+  FSM4004: { severity: "error", template: "cross-rank deadlock: {cycle}", summary: "Per-rank program order, event waits and the matching of collectives across ranks form a cycle." },
+  FSM4005: { severity: "error", template: "communicator {comm} of rank {rank}: member rank {member} has no program", summary: "A rank's communicator includes a rank whose op sequence is not part of the verified plan." },
+  FSM4006: { severity: "error", template: "{op}{where} {action} bytes [{start}, {end}) of buffer {buffer}, which holds {size} bytes", summary: "An access outside its buffer." },
+  FSM4007: { severity: "error", template: "{op}{where} moves {bytes} bytes, but its {side} cover {actual} bytes; expected {expected} ({rule})", summary: "A collective's byte count disagrees with the byte ranges it reads or writes." },
+  FSM4008: { severity: "error", template: "chunks of {what}{where} differ in size: chunk {chunkA} ({opA}) moves {bytesA} bytes, chunk {chunkB} ({opB}) moves {bytesB}", summary: "The pipeline chunks of one collective are not all the same size." },
+  FSM4009: { severity: "error", template: "{what}{where} moves {sum} bytes in all ({detail}), but its shape needs {total}", summary: "The chunks of a collective do not add up to the size the workload's capacity gives." },
+  FSM4010: { severity: "error", template: "chunks of {what}{where} are numbered {found}; expected 0 … {last}, each once", summary: "A collective's pipeline chunks are missing, repeated, or numbered out of range." },
+  FSM4011: { severity: "error", template: "malformed plan{where}: {detail}", summary: "An op refers to an op, buffer or group that does not exist, or two ops share an id." },
+  FSM4012: { severity: "error", template: "group {group} (size {size}, stride {stride}) does not fit a world of {world} ranks: {detail}", summary: "A communicator whose members, by its stride and size, fall outside the world." },
 } as const satisfies Record<string, Message>;
 
 /** A diagnostic code from the catalog. */

@@ -1,0 +1,94 @@
+/**
+ * routerGroupsRule: group-limited routing (softmax_topk and sigmoid) splits the experts into
+ * `groups` equal groups, a token uses `topk_groups` of them, and those hold at least top_k
+ * experts (FSM3008).
+ */
+import { describe, expect, it } from "vitest";
+import { check } from "../check.js";
+import { memoryHost } from "../host.js";
+
+/** Check one in-memory file; each diagnostic as `CODE line:column message`. */
+function diagnose(source: string): string[] {
+  const r = check("job.moe", { host: memoryHost({ "job.moe": source }) });
+  return r.diagnostics.map((d) => {
+    const p = r.sources.get(d.span.file)!.position(d.span.start);
+    return `${d.code} ${p.line}:${p.column} ${d.message}`;
+  });
+}
+
+/** The 1-based `line:column` of `fragment` in `source`, plus `offset` characters. */
+function at(source: string, fragment: string, offset = 0): string {
+  const i = source.indexOf(fragment);
+  if (i < 0) throw new Error(`'${fragment}' not in source`);
+  const before = source.slice(0, i + offset).split("\n");
+  return `${before.length}:${before[before.length - 1]!.length + 1}`;
+}
+
+/** A one-node job whose layer has 8 experts, the given top_k, router and group fields. */
+function job(topK: number, fields: string): string {
+  return `cluster c {
+  nodes         = 1
+  gpus_per_node = 8
+  device        = h100_sxm
+  intra         = nvlink4
+  inter         = ib_ndr
+}
+
+layer l {
+  hidden        = 1024
+  experts       = 8
+  top_k         = ${topK}
+  expert_hidden = 4096
+  ${fields}
+}
+
+train t {
+  model       = l
+  cluster     = c
+  micro_batch = 1
+  seq_len     = 1024
+  parallel { esp = 8, ep = 1 }
+}
+`;
+}
+
+describe("routerGroupsRule", () => {
+  it("accepts the defaults: one group, all of it usable", () => {
+    expect(diagnose(job(2, ""))).toEqual([]);
+    expect(diagnose(job(2, "router = sigmoid"))).toEqual([]);
+  });
+
+  it("accepts groups that divide the experts and usable groups that hold exactly top_k experts", () => {
+    expect(diagnose(job(4, "router = sigmoid, groups = 4, topk_groups = 2"))).toEqual([]);
+    expect(diagnose(job(2, "groups = 8, topk_groups = 2"))).toEqual([]);
+  });
+
+  it("accepts topk_groups equal to groups", () => {
+    expect(diagnose(job(2, "groups = 4, topk_groups = 4"))).toEqual([]);
+  });
+
+  it("reports groups that do not divide the experts, at groups", () => {
+    const src = job(2, "router = sigmoid, groups = 3, topk_groups = 1");
+    expect(diagnose(src)).toEqual([`FSM3008 ${at(src, "groups = 3", 9)} router groups: 8 experts do not split into 3 equal groups`]);
+  });
+
+  it("reports topk_groups larger than groups, at topk_groups", () => {
+    const src = job(2, "groups = 4, topk_groups = 5");
+    expect(diagnose(src)).toEqual([`FSM3008 ${at(src, "topk_groups = 5", 14)} router groups: topk_groups = 5 is more than groups = 4`]);
+  });
+
+  it("reports usable groups holding fewer experts than top_k", () => {
+    const src = job(3, "router = sigmoid, groups = 4, topk_groups = 1");
+    expect(diagnose(src)).toEqual([`FSM3008 ${at(src, "topk_groups = 1", 14)} router groups: 1 of 4 groups hold 2 experts, fewer than top_k = 3`]);
+  });
+
+  it("defaults topk_groups to groups, so groups alone never limits routing", () => {
+    expect(diagnose(job(8, "groups = 8"))).toEqual([]);
+  });
+
+  it("does not apply to routers without groups", () => {
+    for (const router of ["gshard", "switch", "xmoe", "softmoe", "expert_choice"]) {
+      expect(diagnose(job(1, `router = ${router}`))).toEqual([]);
+    }
+  });
+});

@@ -1,0 +1,46 @@
+/**
+ * The cost model interface (SCHEDULING.md §2): every op costs t = α + β · n, with n the
+ * elements a collective moves or the MACs a GEMM computes, α and β per op class and group.
+ * A model is built from hardware figures ({@link hardwareModel}) or from a fitted profile
+ * (profiles.ts); strategies and the graph price every op through it, in microseconds.
+ */
+import type { Direction, Group } from "../graph/types.js";
+
+/** The classes of ops a cost model prices. */
+export type OpClass =
+  | "all_to_all" | "all_gather" | "reduce_scatter" | "all_reduce"
+  | "expert_gemm" | "dense_gemm" | "memory";
+
+/** What a cost query needs to know about an op. */
+export interface CostQuery {
+  readonly cls: OpClass;
+  readonly dir: Direction;
+  /** Elements for collectives and memory-bound kernels, MACs for GEMMs. */
+  readonly n: number;
+  readonly group?: Group;
+  /** GEMMs per expert FFN (2 or 3): the FSMoE profiles fit each separately. */
+  readonly gemms?: number;
+}
+
+/** α (µs) and β (µs per element or MAC) of one op class. */
+export interface Linear {
+  readonly alphaUs: number;
+  readonly betaUs: number;
+}
+
+/** A cost model: prices ops and says where its constants come from. */
+export interface CostModel {
+  /** "hardware" or the profile's name. */
+  readonly name: string;
+  readonly description: string;
+  /** α and β for a query's class, group and direction. */
+  linear(q: Omit<CostQuery, "n">): Linear;
+}
+
+/** The time of one op in microseconds: α + β · n (0 for an empty op). */
+export function costUs(model: CostModel, q: CostQuery): number {
+  if (q.n <= 0) return 0;
+  if (q.group && q.group.size === 1 && q.cls !== "expert_gemm" && q.cls !== "dense_gemm" && q.cls !== "memory") return 0;
+  const l = model.linear(q);
+  return l.alphaUs + l.betaUs * q.n;
+}
