@@ -42,7 +42,7 @@ export function summarize(job: TrainJob): string {
       `${moe.experts} experts top-${moe.topK}, expert FFN ${moe.expertHidden} ${moe.activation}, router ${moe.router}, ${m.dtype}`,
     `  cluster   ${c.name}: ${c.nodes} × ${c.gpusPerNode} GPUs (${c.device.name}, ${si(c.device.peakFlops, "FLOP/s")}, ${si(c.device.memory, "B")}), ` +
       `intra ${si(c.intra.bandwidth, "B/s")}, inter ${c.nicsPerNode} × ${si(c.inter.bandwidth, "B/s")}`,
-    `  layout    tp ${p.tp}, esp ${p.esp}, ep ${p.ep}, edp ${p.edp}: ${plural(moe.experts / p.ep, "expert")} per rank, each sharded ${p.esp} ways`,
+    `  layout    tp ${p.tp}, esp ${p.esp}, ep ${p.ep}, edp ${p.edp}: ${plural(moe.experts / p.ep, "expert")} per rank${p.esp > 1 ? `, each sharded ${p.esp} ways` : ", unsharded"}`,
     `  tokens    ${job.microBatch} × ${job.seqLen} per micro-batch, ${plural(job.microBatches, "micro-batch", "micro-batches")}; ${tokens} tokens per rank per MoE layer, capacity ${capacity} per expert`,
     `  schedule  ${job.schedule}, pipeline ${job.pipeline.forward === job.pipeline.backward ? job.pipeline.forward : `forward ${job.pipeline.forward}, backward ${job.pipeline.backward}`}, gradients ${job.gradients}, recompute ${job.recompute}, seed ${job.seed}`,
   ];
@@ -55,12 +55,23 @@ function ms(us: number): string {
 }
 
 function gib(bytes: number): string {
-  return `${(bytes / 2 ** 30).toFixed(1)} GiB`;
+  for (const [unit, f] of [["GiB", 2 ** 30], ["MiB", 2 ** 20], ["KiB", 2 ** 10]] as const) if (bytes >= f) return `${(bytes / f).toFixed(1)} ${unit}`;
+  return `${bytes} B`;
 }
 
 function orderName(p: LayerPlan["forward"]): string {
   const s = p.style;
   return `r=${p.degree} ${s.kind === "interleaved" ? `interleaved/${s.lookahead}` : s.kind}`;
+}
+
+/** Layer indices as text: `L3`, `L0–L24`, `L1–L23 every 2nd`, or a list. */
+export function layerSet(indices: readonly number[]): string {
+  const a = indices[0]!;
+  const b = indices[indices.length - 1]!;
+  if (indices.length === 1) return `L${a}`;
+  const step = indices[1]! - a;
+  if (indices.every((x, i) => x === a + i * step)) return step === 1 ? `L${a}–L${b}` : `L${a}–L${b} every ${step === 2 ? "2nd" : step === 3 ? "3rd" : `${step}th`}`;
+  return indices.map((x) => `L${x}`).join(", ");
 }
 
 /** Consecutive MoE layers with the same capacity, degrees and orders, as ranges. */
@@ -70,9 +81,7 @@ export function layerRuns(layers: readonly LayerPlan[]): string[] {
   const key = (l: LayerPlan) => `C=${l.capacity}, forward ${orderName(l.forward)}, backward ${orderName(l.backward)}`;
   for (let i = 1; i <= layers.length; i++) {
     if (i < layers.length && key(layers[i]!) === key(layers[start]!)) continue;
-    const a = layers[start]!.layer;
-    const b = layers[i - 1]!.layer;
-    out.push(`${a === b ? `L${a}` : `L${a}–L${b}`}: ${key(layers[start]!)}`);
+    out.push(`${layerSet(layers.slice(start, i).map((l) => l.layer))}: ${key(layers[start]!)}`);
     start = i;
   }
   return out;

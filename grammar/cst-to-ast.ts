@@ -82,6 +82,7 @@ export class AstBuilder extends BaseVisitor {
   }
 
   importDecl(ctx: Ctx, node: CstNode): A.ImportNode | undefined {
+    // An unterminated path (FSM1004) imports nothing.
     const str = this.token(ctx, "StringLiteral");
     if (!str) return undefined;
     return { kind: "import", path: this.unquote(str), pathSpan: this.tokenSpan(str), span: this.nodeSpan(node) };
@@ -97,14 +98,18 @@ export class AstBuilder extends BaseVisitor {
 
   body(ctx: Ctx, node: CstNode): A.BodyNode {
     const fields = this.children(ctx, "field").map((f) => this.v(f) as A.FieldNode | undefined).filter((f) => f !== undefined);
+    // Chevrotain collects the commas in source order, as it does the fields.
     const commas = (ctx["Comma"] ?? []).filter(isToken).map((t) => t.startOffset);
     const span = this.nodeSpan(node);
-    // Fields are separated by line breaks or commas (LANGUAGE.md, "Shape").
+    // Fields are separated by line breaks or commas (LANGUAGE.md, "Shape"). Fields and commas
+    // are both in source order, so one pass over each finds the comma after each field.
+    let c = 0;
     for (let i = 1; i < fields.length; i++) {
       const prev = fields[i - 1]!;
       const cur = fields[i]!;
+      while (c < commas.length && commas[c]! < prev.span.end) c++;
       if (prev.value.kind === "error" || cur.value.kind === "error") continue;
-      const between = commas.some((c) => c >= prev.span.end && c < cur.span.start);
+      const between = c < commas.length && commas[c]! < cur.span.start;
       if (!between && this.sameLine(prev.span.end, cur.span.start)) {
         this.diagnostics.push(diagnostic("FSM1009", cur.path[0]?.span ?? cur.span));
       }
@@ -120,7 +125,8 @@ export class AstBuilder extends BaseVisitor {
   }
 
   private sameLine(a: number, b: number): boolean {
-    return !this.sourceText.slice(a, b).includes("\n");
+    const nl = this.sourceText.indexOf("\n", a);
+    return nl < 0 || nl >= b;
   }
 
   field(ctx: Ctx, node: CstNode): A.FieldNode | undefined {
@@ -179,11 +185,14 @@ export class AstBuilder extends BaseVisitor {
     if (num) {
       const unitNode = this.child(ctx, "unit");
       const unit = unitNode ? (this.v(unitNode) as A.Ident | undefined) : undefined;
-      this.checkLiteral(num);
+      // A literal out of range (FSM1010) is an error value: nothing downstream evaluates it.
+      if (!this.checkLiteral(num)) return { kind: "error", span };
       return { kind: "number", text: num.image, unit, span };
     }
     const str = this.token(ctx, "StringLiteral");
     if (str) return { kind: "string", value: this.unquote(str), raw: str.image, span };
+    // An unterminated string (FSM1004, reported by the lexer) is an error value.
+    if (this.token(ctx, "UnterminatedString")) return { kind: "error", span };
     const ref = this.child(ctx, "reference");
     if (ref) return this.v(ref);
     const list = this.child(ctx, "list");
@@ -228,13 +237,16 @@ export class AstBuilder extends BaseVisitor {
     return { kind: "list", items: this.children(ctx, "expression").map((n) => this.v(n) as A.Expr), span };
   }
 
-  private checkLiteral(t: IToken): void {
+  /** Report a literal out of range (FSM1010); true when it is in range. */
+  private checkLiteral(t: IToken): boolean {
     const text = t.image.replace(/_/g, "");
     const value = Number(text);
     const nonZeroDigits = /[1-9]/.test(text.replace(/[eE].*$/, ""));
     if (text.length > 400 || !Number.isFinite(value) || (value === 0 && nonZeroDigits) || (value !== 0 && Math.abs(value) < 1e-300)) {
       this.diagnostics.push(diagnostic("FSM1010", this.tokenSpan(t), { text: shorten(t.image), max: "1.8e308, and no closer to zero than 1e-300" }));
+      return false;
     }
+    return true;
   }
 
   private unquote(t: IToken): string {

@@ -6,7 +6,7 @@
  */
 import type { IRecognitionException, IToken, TokenType } from "chevrotain";
 import { EOF } from "chevrotain";
-import { diagnostic, type Diagnostic } from "../compiler/diagnostics/diagnostic.js";
+import { diagnostic, sortDiagnostics, type Diagnostic } from "../compiler/diagnostics/diagnostic.js";
 import { SourceFile, type Span } from "../compiler/diagnostics/span.js";
 import type * as A from "./ast.js";
 import { AstBuilder } from "./cst-to-ast.js";
@@ -78,9 +78,10 @@ export function parse(input: string | Uint8Array, file = "<input>"): ParseResult
     }
   }
   for (const t of lexed.groups["errors"] ?? []) {
-    const s = span(t.startOffset, (t.endOffset ?? t.startOffset) + 1);
-    if (t.tokenType === T.UnterminatedComment) diagnostics.push(diagnostic("FSM1005", { file, start: s.start, end: s.start + 2 }));
-    else diagnostics.push(diagnostic("FSM1004", s));
+    if (t.tokenType === T.UnterminatedComment) diagnostics.push(diagnostic("FSM1005", span(t.startOffset, t.startOffset + 2)));
+  }
+  for (const t of lexed.tokens) {
+    if (t.tokenType === T.UnterminatedString) diagnostics.push(diagnostic("FSM1004", span(t.startOffset, (t.endOffset ?? t.startOffset) + 1)));
   }
 
   const comments = (lexed.groups["comments"] ?? []).map((t): A.Comment => ({
@@ -95,7 +96,7 @@ export function parse(input: string | Uint8Array, file = "<input>"): ParseResult
     else if (close.has(t.tokenType)) depth--;
     if (depth > MAX_NESTING) {
       diagnostics.push(diagnostic("FSM1008", span(t.startOffset, t.startOffset + 1), { limit: MAX_NESTING }));
-      return { ast: { ...emptyFile(file), comments }, source, diagnostics };
+      return { ast: { ...emptyFile(file), comments }, source, diagnostics: sortDiagnostics(diagnostics) };
     }
   }
 
@@ -109,7 +110,7 @@ export function parse(input: string | Uint8Array, file = "<input>"): ParseResult
     if (!(e instanceof RangeError)) throw e;
     moeParser.input = [];
     diagnostics.push(diagnostic("FSM1008", span(0, 0), { limit: MAX_NESTING }));
-    return { ast: { ...emptyFile(file), comments }, source, diagnostics };
+    return { ast: { ...emptyFile(file), comments }, source, diagnostics: sortDiagnostics(diagnostics) };
   }
   for (const e of moeParser.errors) diagnostics.push(syntaxDiagnostic(e, file, lexText));
 
@@ -118,7 +119,7 @@ export function parse(input: string | Uint8Array, file = "<input>"): ParseResult
   const body = builder.visit(cst, cst) as Omit<A.FileNode, "comments">;
   diagnostics.push(...builder.diagnostics);
   const ast: A.FileNode = { ...body, span: span(0, text.length), comments };
-  return { ast, source, diagnostics };
+  return { ast, source, diagnostics: sortDiagnostics(diagnostics) };
 }
 
 function emptyFile(file: string): A.FileNode {
@@ -150,6 +151,7 @@ export function describeToken(t: IToken | undefined): string {
     case T.NumberLiteral:
       return `number ${t.image.length > 20 ? t.image.slice(0, 20) + "…" : t.image}`;
     case T.StringLiteral:
+    case T.UnterminatedString:
       return "a string";
     default:
       return `'${t.image}'`;
@@ -158,7 +160,6 @@ export function describeToken(t: IToken | undefined): string {
 
 const ruleExpectations: Record<string, string> = {
   file: "a block (KIND NAME { … }) or 'import'",
-  importDecl: "a string with the path to import",
   block: "a block: KIND NAME { … }",
   body: "a field or '}'",
   field: "'=' or '{' after the field name",
@@ -179,6 +180,7 @@ function tokenExpectation(t: TokenType): string {
     case T.NumberLiteral:
       return "a number";
     case T.StringLiteral:
+    case T.UnterminatedString:
       return "a string";
     case EOF:
       return "end of file";
@@ -199,10 +201,13 @@ function syntaxDiagnostic(e: IRecognitionException, file: string, text: string):
   }
   const s: Span = { file, start: start as number, end: Math.max(start as number, end) };
   if (e.name === "MismatchedTokenException") {
+    // Chevrotain's message names the expected token by its LABEL when it has one (`')'`), else by its name.
     const expected = /-->\s*(\S+)\s*<--/.exec(e.message)?.[1];
-    const type = T.allTokens.find((t) => t.name === expected);
+    const type = [...T.allTokens, EOF].find((t) => t.name === expected || t.LABEL === expected);
     return diagnostic("FSM1006", s, { expected: type ? tokenExpectation(type) : ruleExpectations[rule] ?? "something else", found });
   }
+  // `import` takes one token, a string (terminated or not, so the choice is an OR): a missing token.
+  if (rule === "importDecl") return diagnostic("FSM1006", s, { expected: "a string", found });
   if (e.name === "NotAllInputParsedException") {
     return diagnostic("FSM1007", s, { expected: ruleExpectations["file"]!, found });
   }

@@ -17,7 +17,7 @@
  *   reference   = path [ body | unary ]                 (a preset with overrides; `every 2`)
  *   list        = "[" [ expression { "," expression } [","] ] "]"
  */
-import { CstParser, EOF, type IToken, type TokenType } from "chevrotain";
+import { CstParser, EOF, tokenMatcher, type IToken, type TokenType } from "chevrotain";
 import * as T from "./tokens.js";
 
 function sameLine(a: IToken, b: IToken): boolean {
@@ -39,7 +39,9 @@ export class MoeParser extends CstParser {
 
   importDecl = this.RULE("importDecl", () => {
     this.CONSUME(T.Import);
-    this.CONSUME(T.StringLiteral);
+    // An unterminated string is already reported by the lexer (FSM1004); taking it here keeps
+    // the parser from reporting it again as a missing string.
+    this.OR([{ ALT: () => this.CONSUME(T.StringLiteral) }, { ALT: () => this.CONSUME(T.UnterminatedString) }]);
   });
 
   block = this.RULE("block", () => {
@@ -107,6 +109,8 @@ export class MoeParser extends CstParser {
         },
       },
       { ALT: () => this.CONSUME(T.StringLiteral) },
+      // Already reported by the lexer (FSM1004); it becomes an error value, so nothing after it cascades.
+      { ALT: () => this.CONSUME(T.UnterminatedString) },
       { ALT: () => this.SUBRULE(this.reference) },
       {
         ALT: () => {
@@ -155,6 +159,54 @@ export class MoeParser extends CstParser {
     });
     this.CONSUME(T.RBracket);
   });
+
+  /** The token that {@link findReSyncTokenType} chose, consumed up to by {@link reSyncTo}. */
+  private resyncTarget: IToken | undefined;
+
+  /**
+   * Where to resume after a syntax error (chevrotain's "between rules" recovery, made aware of
+   * lines). Chevrotain resumes at the first token that may follow any rule being parsed, so in
+   * `bandwidth 10 GB/s` it would read `GB` and `s` as fields. Fields are separated by line
+   * breaks and commas, so here a name may resume parsing only as the first token of its line;
+   * a comma, a closing bracket or the end of the file may resume it anywhere. Brackets opened
+   * in the skipped text are skipped to their end, so a garbage `{ … }` never closes the block.
+   */
+  findReSyncTokenType(): TokenType {
+    const follows = (this as unknown as { flattenFollowSet(): TokenType[] }).flattenFollowSet();
+    let depth = 0;
+    for (let k = 1; ; k++) {
+      const t = this.LA(k);
+      if (t.tokenType === EOF) {
+        this.resyncTarget = t;
+        return EOF;
+      }
+      const closer = t.tokenType === T.RCurly || t.tokenType === T.RBracket || t.tokenType === T.RParen;
+      if (depth === 0) {
+        const boundary = closer || t.tokenType === T.Comma || !sameLine(this.LA(k - 1), t);
+        const match = boundary ? follows.find((f) => tokenMatcher(t, f)) : undefined;
+        if (match !== undefined) {
+          this.resyncTarget = t;
+          return match;
+        }
+      }
+      if (t.tokenType === T.LCurly || t.tokenType === T.LBracket || t.tokenType === T.LParen) depth++;
+      else if (closer && depth > 0) depth--;
+    }
+  }
+
+  /** Skip to the token {@link findReSyncTokenType} chose. */
+  reSyncTo(tokType: TokenType): IToken[] {
+    const target = this.resyncTarget;
+    this.resyncTarget = undefined;
+    const skipped: IToken[] = [];
+    const self = this as unknown as { SKIP_TOKEN(): IToken };
+    if (target === undefined || !tokenMatcher(target, tokType)) {
+      while (this.LA(1).tokenType !== EOF && !tokenMatcher(this.LA(1), tokType)) skipped.push(self.SKIP_TOKEN());
+      return skipped;
+    }
+    while (this.LA(1) !== target && this.LA(1).tokenType !== EOF) skipped.push(self.SKIP_TOKEN());
+    return skipped;
+  }
 
   /** A unit directly follows a number on its line, and is not the start of the next field. */
   private unitFollows(): boolean {

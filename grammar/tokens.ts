@@ -16,8 +16,11 @@ export const BlockComment = createToken({ name: "BlockComment", pattern: /\/\*[\
 export const UnterminatedComment = createToken({ name: "UnterminatedComment", pattern: /\/\*[\s\S]*/, group: "errors", line_breaks: true });
 /** A double-quoted string that ends on its line; escapes \" \\ \n \t. */
 export const StringLiteral = createToken({ name: "StringLiteral", pattern: /"(?:[^"\\\n\r]|\\[^\n\r])*"/ });
-/** A string whose closing quote is missing on its line (FSM1004). */
-export const UnterminatedString = createToken({ name: "UnterminatedString", pattern: /"(?:[^"\\\n\r]|\\[^\n\r])*\\?/, group: "errors" });
+/**
+ * A string whose closing quote is missing on its line (FSM1004). It stays in the token stream,
+ * where the parser takes it as an error value, so the rest of its line does not cascade.
+ */
+export const UnterminatedString = createToken({ name: "UnterminatedString", pattern: /"(?:[^"\\\n\r]|\\[^\n\r])*\\?/ });
 /** `4096`, `1.2`, `1e-3`, `16_384`. */
 export const NumberLiteral = createToken({ name: "NumberLiteral", pattern: /\d+(?:_\d+)*(?:\.\d+(?:_\d+)*)?(?:[eE][+-]?\d+)?/ });
 /** `[A-Za-z_][A-Za-z0-9_]*`. */

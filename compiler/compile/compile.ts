@@ -22,6 +22,9 @@ import { predict } from "../schedule/evaluate.js";
 import { strategies, type Schedule, type StrategyName, type StrategyOptions } from "../schedule/index.js";
 import { verifyGraph, type Shape } from "../verify/index.js";
 
+/** Verification issues reported per plan before the rest are summarized in one line. */
+export const MAX_SHOWN_ISSUES = 10;
+
 /** What compiling one job under one strategy produces. */
 export interface Compiled {
   readonly job: TrainJob;
@@ -81,7 +84,9 @@ export function compileJob(job: TrainJob, options: CompileOptions): CompileResul
   }
   const issues = verifyGraph(p.graph, { shapes: shapesOf(workload, schedule) });
   if (issues.length > 0) {
-    return { diagnostics: issues.map((i) => ({ ...diagnostic(i.code, at), message: `${options.strategy} plan of '${job.name}': ${i.message}` })) };
+    const shown = issues.slice(0, MAX_SHOWN_ISSUES).map((i) => ({ ...diagnostic(i.code, at), message: `${options.strategy} plan of '${job.name}': ${i.message}` }));
+    if (issues.length > MAX_SHOWN_ISSUES) shown.push({ ...shown[0]!, message: `${options.strategy} plan of '${job.name}': ${issues.length - MAX_SHOWN_ISSUES} more verification issues (run fsmoec compile --print-after verify to see them all)` });
+    return { diagnostics: shown };
   }
   const memory = planMemory(p.graph);
   const fixed = staticMemory(workload);

@@ -69,20 +69,21 @@ export function buildIteration(w: Workload, schedule: Schedule, pricer: Pricer):
   const acc = (buffer: number, n: number, write: boolean, offset = 0): Access => ({ buffer, offset, bytes: n, write });
 
   /** A tensor-parallel dense block (attention, dense FFN, shared experts): AG → GEMM → RS. */
-  const denseFwd = (layer: number, mb: number, kind: OpKind, z: DenseSizes, input: Flow, name: string): { out: Flow; saved: number; scores: number } => {
-    const tag = `L${layer}.fwd.mb${mb}.${name}`;
+  const denseFwd = (layer: number, mb: number, kind: OpKind, z: DenseSizes, input: Flow, role: string): { out: Flow; saved: number; scores: number } => {
+    const name = role.replace(/^recompute\./, "");
+    const tag = `L${layer}.fwd.mb${mb}.${role}`;
     let x = input;
     let gathered = input.buffer;
     if (tp > 1) {
       gathered = b.buffer(`${tag}.gathered`, fullBytes);
-      x = { op: op({ kind: "all_gather", stream: "intra", layer, dir: "fwd", microBatch: mb, chunk: -1, role: `${name}_sp_allgather`, deps: [input.op], accesses: [acc(input.buffer, tokenBytes, false), acc(gathered, fullBytes, true)], elements: z.gatherElements, macs: 0, group: "tp" }), buffer: gathered };
+      x = { op: op({ kind: "all_gather", stream: "intra", layer, dir: "fwd", microBatch: mb, chunk: -1, role: `${role}_sp_allgather`, deps: [input.op], accesses: [acc(input.buffer, tokenBytes, false), acc(gathered, fullBytes, true)], elements: z.gatherElements, macs: 0, group: "tp" }), buffer: gathered };
     }
     const outFull = b.buffer(`${tag}.out_full`, fullBytes);
     const scores = kind === "attention" && job.recompute === "none" && job.model.attention ? b.buffer(`${tag}.scores`, B * Math.ceil(job.model.attention.heads / tp) * L * L * bytes) : -1;
-    const gemm = op({ kind, stream: "compute", layer, dir: "fwd", microBatch: mb, chunk: -1, role: name, deps: [x.op], accesses: [acc(x.buffer, fullBytes, false), acc(outFull, fullBytes, true), ...(scores >= 0 ? [acc(scores, 1, true)] : [])], elements: 0, macs: z.macs });
+    const gemm = op({ kind, stream: "compute", layer, dir: "fwd", microBatch: mb, chunk: -1, role, deps: [x.op], accesses: [acc(x.buffer, fullBytes, false), acc(outFull, fullBytes, true), ...(scores >= 0 ? [acc(scores, 1, true)] : [])], elements: 0, macs: z.macs });
     if (tp === 1) return { out: { op: gemm, buffer: outFull }, saved: gathered, scores };
     const out = b.buffer(`${tag}.out`, tokenBytes);
-    const rs = op({ kind: "reduce_scatter", stream: "intra", layer, dir: "fwd", microBatch: mb, chunk: -1, role: `${name}_sp_reducescatter`, deps: [gemm], accesses: [acc(outFull, fullBytes, false), acc(out, tokenBytes, true)], elements: z.gatherElements, macs: 0, group: "tp" });
+    const rs = op({ kind: "reduce_scatter", stream: "intra", layer, dir: "fwd", microBatch: mb, chunk: -1, role: `${role}_sp_reducescatter`, deps: [gemm], accesses: [acc(outFull, fullBytes, false), acc(out, tokenBytes, true)], elements: z.gatherElements, macs: 0, group: "tp" });
     return { out: { op: rs, buffer: out }, saved: gathered, scores };
   };
 
@@ -104,7 +105,7 @@ export function buildIteration(w: Workload, schedule: Schedule, pricer: Pricer):
     for (const p of pieces ?? []) placeGradPiece(ctx, p, schedule.gradients.stream);
   };
 
-  const blockContext = (layer: number, mb: number): BlockContext => ({
+  const blockContext = (layer: number, mb: number, rolePrefix = ""): BlockContext => ({
     b,
     pricer,
     w,
@@ -114,6 +115,7 @@ export function buildIteration(w: Workload, schedule: Schedule, pricer: Pricer):
     gradReady: readyOf,
     expertGrad: expertGrad[layer] ?? -1,
     routerGrad: acc(gradBuf[layer]!, w.layers[layer]!.seqParallelParams * bytes, true),
+    rolePrefix,
   });
 
   interface LayerState {
@@ -124,27 +126,28 @@ export function buildIteration(w: Workload, schedule: Schedule, pricer: Pricer):
     moe?: SavedForward;
   }
 
-  const forwardLayer = (layer: number, mb: number, input: Flow, state: LayerState): Flow => {
+  /** The forward of one layer; `prefix` is "recompute." when full recomputation repeats it in the backward. */
+  const forwardLayer = (layer: number, mb: number, input: Flow, state: LayerState, prefix = ""): Flow => {
     const lw = w.layers[layer]!;
     let x = input;
     if (lw.attention) {
-      const a = denseFwd(layer, mb, "attention", lw.attention, x, "attention");
+      const a = denseFwd(layer, mb, "attention", lw.attention, x, `${prefix}attention`);
       state.attention = { saved: a.saved, scores: a.scores };
       x = a.out;
     }
     if (lw.shared) {
-      const s = denseFwd(layer, mb, "shared_expert", lw.shared, x, "shared_expert");
+      const s = denseFwd(layer, mb, "shared_expert", lw.shared, x, `${prefix}shared_expert`);
       state.shared = { saved: s.saved, scores: -1 };
       x = s.out;
     }
     if (lw.moe) {
       const plan = schedule.layers.get(layer)!;
-      const r = moeBlock(blockContext(layer, mb), "fwd", plan.forward.style, plan.forward.degree, plan.capacity, { inputOp: x.op, inputBuffer: x.buffer }, []);
+      const r = moeBlock(blockContext(layer, mb, prefix), "fwd", plan.forward.style, plan.forward.degree, plan.capacity, { inputOp: x.op, inputBuffer: x.buffer }, []);
       state.moe = r.saved!;
       return { op: r.outputOp, buffer: r.outputBuffer };
     }
     if (lw.ffn) {
-      const f = denseFwd(layer, mb, "dense_ffn", lw.ffn, x, "dense_ffn");
+      const f = denseFwd(layer, mb, "dense_ffn", lw.ffn, x, `${prefix}dense_ffn`);
       state.ffn = { saved: f.saved, scores: -1 };
       x = f.out;
     }
@@ -185,7 +188,7 @@ export function buildIteration(w: Workload, schedule: Schedule, pricer: Pricer):
       let st = states[l]!;
       if (job.recompute === "full") {
         st = { input: st.input };
-        forwardLayer(l, mb, st.input, st);
+        forwardLayer(l, mb, st.input, st, "recompute.");
       }
       const ctx = blockContext(l, mb);
       const gradOffset = lw.seqParallelParams;

@@ -71,6 +71,8 @@ export interface BlockContext {
   readonly expertGrad: number;
   /** The router's part of the layer's dense-gradient buffer. */
   readonly routerGrad: Access;
+  /** Prefixed to every role: "recompute." for the forward that full recomputation repeats in the backward. */
+  readonly rolePrefix: string;
 }
 
 /** What a block returns: its output and, for forward, what backward needs. */
@@ -106,7 +108,7 @@ export function moeBlock(
   const z = moeSizes(s, capacity);
   const bytes = w.bytes;
   const r = degree;
-  const tag = `L${layer}.${dir}.mb${microBatch}`;
+  const tag = `L${layer}.${ctx.rolePrefix}${dir}.mb${microBatch}`;
   const soft = s.router === "softmoe";
   const serial = style.kind === "serial";
   const commStream: Stream = serial ? "compute" : "inter";
@@ -119,7 +121,7 @@ export function moeBlock(
     dir,
     microBatch,
     chunk,
-    role,
+    role: ctx.rolePrefix + role,
     deps: deps.filter((d) => d >= 0),
     accesses,
     elements,

@@ -41,6 +41,7 @@ export function blockTime(w: Workload, pricer: Pricer, dir: Direction, style: Bl
     gradReady: () => -1,
     expertGrad: b.buffer("expert_grad", 1, true),
     routerGrad: { buffer: grad, offset: 0, bytes: 1, write: true },
+    rolePrefix: "",
   };
   const input = b.buffer("input", 1);
   const saved = dir === "bwd" ? { logits: b.buffer("logits", 1), gathered: b.buffer("gathered", 1e12), hidden: b.buffer("hidden", 1e12), orderOp: -1 } : undefined;
