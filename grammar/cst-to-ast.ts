@@ -125,8 +125,8 @@ export class AstBuilder extends BaseVisitor {
   }
 
   private sameLine(a: number, b: number): boolean {
-    const nl = this.sourceText.indexOf("\n", a);
-    return nl < 0 || nl >= b;
+    for (let i = a; i < b; i++) if (this.sourceText.charCodeAt(i) === 10) return false;
+    return true;
   }
 
   field(ctx: Ctx, node: CstNode): A.FieldNode | undefined {

@@ -171,11 +171,13 @@ export class Evaluator {
     const written = inst.writtenAll(name);
     const bodies: A.BodyNode[] = [];
     for (const f of written) {
+      if (f.value.kind === "error") return null;
       if (f.value.kind !== "blockValue") return this.report("FSM2010", f.value.span, { field: name });
       bodies.push(f.value.body);
     }
     const patched = inst.patch?.exprs.get(name);
     if (patched) {
+      if (patched.kind === "error") return null;
       if (patched.kind !== "blockValue") return this.report("FSM2010", patched.span, { field: name });
       bodies.push(patched.body);
     }
@@ -186,6 +188,8 @@ export class Evaluator {
 
   /** Evaluate an expression as the field's type requires, with range checks. */
   private typed(e: A.Expr, type: FieldType, scope: Instance, field: string, span: Span, fromDefault: string | undefined): Value | null {
+    // A value the parser could not read is already reported (FSM1xxx): it is silently in error.
+    if (e.kind === "error") return null;
     const where = fromDefault === undefined ? span : scope.anchor;
     const dflt = (s: string) => (fromDefault === undefined ? s : `${s} (the default, ${fromDefault})`);
     switch (type.t) {

@@ -45,6 +45,8 @@ export interface CompileOptions {
   readonly strategy: StrategyName;
   readonly strategyOptions?: StrategyOptions;
   readonly host?: CheckHost;
+  /** The job's lower bound when the caller already has it (it is the same for every strategy). */
+  readonly lowerBoundUs?: number;
 }
 
 /** The result: the compiled job, or the diagnostics that stopped it (some diagnostics may come with a result). */
@@ -102,7 +104,7 @@ export function compileJob(job: TrainJob, options: CompileOptions): CompileResul
     memory,
     staticMemory: fixed,
     peakBytes,
-    lowerBoundUs: lowerBound(workload, pricer),
+    lowerBoundUs: options.lowerBoundUs ?? lowerBound(workload, pricer),
   };
   const device = job.cluster.device;
   if (peakBytes > device.memory) {

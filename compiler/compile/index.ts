@@ -58,7 +58,7 @@ export function compileProgram(r: CheckResult, options: ProgramOptions): { resul
           others.set(s, main.compiled);
           continue;
         }
-        const o = compileJob(job, { strategy: s, ...base });
+        const o = compileJob(job, { strategy: s, ...base, lowerBoundUs: main.compiled.lowerBoundUs });
         if (o.compiled) others.set(s, o.compiled);
       }
     }
