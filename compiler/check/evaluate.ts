@@ -7,6 +7,7 @@
 import type * as A from "../../grammar/ast.js";
 import { parse } from "../../grammar/parse.js";
 import { diagnostic, type Diagnostic, type Related } from "../diagnostics/diagnostic.js";
+import { STD_FILE } from "../std/index.js";
 import type { Code } from "../diagnostics/messages.js";
 import type { Span } from "../diagnostics/span.js";
 import { didYouMean } from "../diagnostics/suggest.js";
@@ -43,28 +44,86 @@ function defaultExpr(text: string): A.Expr {
   return e;
 }
 
+/**
+ * Field evaluation recurses (a field's value evaluates the fields it refers to), but never
+ * deeper than this many fields on the JavaScript stack: a deeper field is evaluated first, from
+ * the top, and the evaluation that needed it resumed (see {@link Evaluator.field}). So a chain of
+ * references of any length is followed without exhausting the stack, and the depth of a chain
+ * (FSM2016) is a property of the references, not of the order in which blocks are evaluated.
+ */
+const STACK_SLICE = 100;
+
+/** One field being evaluated. `refs` is the longest chain of references below it found so far. */
+interface Frame {
+  readonly inst: Instance;
+  readonly field: string;
+  readonly span: Span;
+  refs: number;
+}
+
+/** Thrown when evaluation reaches {@link STACK_SLICE} fields: evaluate `field` of `inst` first. */
+class Deferral {
+  constructor(
+    readonly inst: Instance,
+    readonly field: string,
+    /** The frames that were being evaluated, bottom first. */
+    readonly frames: readonly Frame[],
+  ) {}
+}
+
 /** Evaluates instances against their schemas, collecting diagnostics. */
 export class Evaluator {
   readonly diagnostics: Diagnostic[] = [];
-  private readonly stack: { inst: Instance; field: string; span: Span }[] = [];
-  private readonly standalone = new Map<string, Instance>();
+  private readonly stack: Frame[] = [];
+  /** Frames of evaluations suspended by a {@link Deferral}: logically below {@link stack}. */
+  private suspended: readonly Frame[] = [];
+  private readonly standalone = new Map<BlockEntry, Instance>();
+  /** Instances made while evaluating, kept so that a resumed evaluation finds the same ones. */
+  private readonly made = new WeakMap<object, Map<unknown, Instance>>();
 
-  constructor(private readonly blocks: ReadonlyMap<string, BlockEntry>) {}
+  /**
+   * `blocks` are the blocks user code sees: the user's blocks and the std presets they do not
+   * shadow. `std` are the presets alone, which is all that std code sees (std is a closed world,
+   * so a user block named like a preset never changes another preset).
+   */
+  constructor(
+    private readonly blocks: ReadonlyMap<string, BlockEntry>,
+    private readonly std: ReadonlyMap<string, BlockEntry> = new Map(),
+  ) {}
 
   report(code: Code, span: Span, args: Record<string, string | number> = {}, related: Related[] = []): null {
     this.diagnostics.push(diagnostic(code, span, args, related));
     return null;
   }
 
+  /** The block a name written at `at` refers to: std code sees only std, user code sees user blocks first. */
+  private lookup(name: string, at: Span | undefined): BlockEntry | undefined {
+    return at?.file === STD_FILE ? this.std.get(name) : this.blocks.get(name);
+  }
+
   /** The instance of a top-level block as written, shared by every plain reference to it. */
-  instanceOf(name: string): Instance | undefined {
-    let inst = this.standalone.get(name);
-    if (!inst) {
-      const entry = this.blocks.get(name);
-      if (!entry) return undefined;
-      inst = new Instance(schemas[entry.kind], `${entry.kind} '${name}'`, [entry.node.body], undefined, entry.node.name.span, name);
-      this.standalone.set(name, inst);
+  instanceOf(name: string, at?: Span): Instance | undefined {
+    const entry = this.lookup(name, at);
+    if (!entry) return undefined;
+    // A std preset used by the user's code is checked where it is used: its missing fields and
+    // defaults are reported at the user's reference, with a note at the preset.
+    if (entry.std && at && at.file !== STD_FILE) {
+      return this.once(entry, at, () => new Instance(schemas[entry.kind], `${entry.kind} '${name}'`, [entry.node.body], undefined, at, name, undefined, entry.node.name.span));
     }
+    let inst = this.standalone.get(entry);
+    if (!inst) {
+      inst = new Instance(schemas[entry.kind], `${entry.kind} '${name}'`, [entry.node.body], undefined, entry.node.name.span, name);
+      this.standalone.set(entry, inst);
+    }
+    return inst;
+  }
+
+  /** The instance `make` builds for (`owner`, `key`), built once. */
+  private once(owner: object, key: unknown, make: () => Instance): Instance {
+    let m = this.made.get(owner);
+    if (!m) this.made.set(owner, (m = new Map()));
+    let inst = m.get(key);
+    if (!inst) m.set(key, (inst = make()));
     return inst;
   }
 
@@ -78,11 +137,18 @@ export class Evaluator {
     const known = this.verdicts.get(inst);
     if (known !== undefined) return known;
     this.verdicts.set(inst, true);
-    let ok = this.checkFieldNames(inst);
-    for (const name of Object.keys(inst.schema.fields)) {
-      const v = this.field(inst, name);
-      if (v === null) ok = false;
-      else if (v.k === "inst" && !this.evaluateAll(v.inst)) ok = false;
+    let ok: boolean;
+    try {
+      ok = this.checkFieldNames(inst);
+      for (const name of Object.keys(inst.schema.fields)) {
+        const v = this.field(inst, name);
+        if (v === null) ok = false;
+        else if (v.k === "inst" && !this.evaluateAll(v.inst)) ok = false;
+      }
+    } catch (e) {
+      // Suspended by a Deferral: this instance is evaluated again when the evaluation resumes.
+      this.verdicts.delete(inst);
+      throw e;
     }
     this.verdicts.set(inst, ok);
     return ok;
@@ -119,34 +185,77 @@ export class Evaluator {
     return ok;
   }
 
-  /** The value of one field, evaluated once. `null` when it is in error (already reported). */
+  /**
+   * The value of one field, evaluated once. `null` when it is in error (already reported).
+   *
+   * Called from the top (no field being evaluated), it evaluates the field to the end: when the
+   * evaluation needs a field {@link STACK_SLICE} fields down, it is suspended, that field is
+   * evaluated from the top, and the suspended evaluation started again, finding it cached.
+   */
   field(inst: Instance, name: string): Value | null {
     const cached = inst.cache.get(name);
-    if (cached !== undefined) return cached;
+    if (cached !== undefined) {
+      this.noteRefs(inst.refs.get(name) ?? 0);
+      return cached;
+    }
+    if (this.stack.length > 0) {
+      if (this.stack.length >= STACK_SLICE) throw new Deferral(inst, name, [...this.stack]);
+      return this.evaluateField(inst, name);
+    }
+    // Each pending evaluation, with the frames it had when it was suspended.
+    const pending: { inst: Instance; field: string; frames: readonly Frame[] }[] = [{ inst, field: name, frames: [] }];
+    while (pending.length > 0) {
+      const top = pending[pending.length - 1]!;
+      this.suspended = pending.slice(0, -1).flatMap((p) => p.frames);
+      try {
+        if (top.inst.cache.get(top.field) === undefined) this.evaluateField(top.inst, top.field);
+        pending.pop();
+      } catch (e) {
+        if (!(e instanceof Deferral)) throw e;
+        top.frames = e.frames;
+        pending.push({ inst: e.inst, field: e.field, frames: [] });
+      } finally {
+        this.suspended = [];
+      }
+    }
+    return inst.cache.get(name) ?? null;
+  }
+
+  /** Tell the field being evaluated that it refers to a field whose longest chain of references is `refs`. */
+  private noteRefs(refs: number): void {
+    const parent = this.stack[this.stack.length - 1];
+    if (parent && parent.refs < refs + 1) parent.refs = refs + 1;
+  }
+
+  private evaluateField(inst: Instance, name: string): Value | null {
     const spec = inst.schema.fields[name];
     if (!spec) return null;
     const written = inst.written(name);
     const span = written?.span ?? inst.anchor;
-    const at = this.stack.findIndex((s) => s.inst === inst && s.field === name);
+    const logical = [...this.suspended, ...this.stack];
+    const at = logical.findIndex((s) => s.inst === inst && s.field === name);
     if (at >= 0) {
-      const loop = this.stack.slice(at).map((s) => `${s.inst.label}.${s.field}`);
-      const first = this.stack[at]!;
-      this.report("FSM2007", first.span, { cycle: [...loop, `${inst.label}.${name}`].join(" → ") });
-      for (const s of this.stack.slice(at)) s.inst.cache.set(s.field, null);
+      const loop = logical.slice(at);
+      this.report("FSM2007", loop[0]!.span, { cycle: [...loop.map((s) => `${s.inst.label}.${s.field}`), `${inst.label}.${name}`].join(" → ") });
+      for (const s of loop) s.inst.cache.set(s.field, null);
       return null;
     }
-    if (this.stack.length >= MAX_REFERENCE_DEPTH) {
-      inst.cache.set(name, null);
-      return this.report("FSM2016", span, { limit: MAX_REFERENCE_DEPTH });
-    }
-    this.stack.push({ inst, field: name, span });
+    const frame: Frame = { inst, field: name, span, refs: 0 };
+    this.stack.push(frame);
     let value: Value | null;
     try {
       value = this.compute(inst, name, spec, written);
     } finally {
       this.stack.pop();
     }
-    if (!inst.cache.has(name)) inst.cache.set(name, value);
+    // The limit is on the longest chain of references below the field, which does not depend on
+    // where evaluation started: it is reported at the one field whose chain first exceeds it.
+    if (value !== null && frame.refs > MAX_REFERENCE_DEPTH) value = this.report("FSM2016", span, { limit: MAX_REFERENCE_DEPTH });
+    if (!inst.cache.has(name)) {
+      inst.cache.set(name, value);
+      inst.refs.set(name, frame.refs);
+    }
+    this.noteRefs(frame.refs);
     return inst.cache.get(name)!;
   }
 
@@ -163,7 +272,10 @@ export class Evaluator {
     if (spec.default !== undefined) {
       return this.typed(defaultExpr(spec.default), type, inst, name, inst.anchor, spec.default);
     }
-    if (spec.required) return this.report("FSM2005", inst.anchor, { field: name, where: inst.label });
+    if (spec.required) {
+      const note = inst.origin ? [{ message: `'${inst.name}' is a standard preset, defined here`, span: inst.origin }] : [];
+      return this.report("FSM2005", inst.anchor, { field: name, where: inst.label }, note);
+    }
     return { k: "none" };
   }
 
@@ -243,7 +355,7 @@ export class Evaluator {
         return this.typed(e, { t: "int", min: 1, max: 1024 }, scope, field, span, fromDefault);
       case "pipeline": {
         if (e.kind === "blockValue") {
-          const inst = new Instance(pipelineBlockSchema, `pipeline of ${scope.label}`, [e.body], scope, e.span, "pipeline");
+          const inst = this.once(scope, e, () => new Instance(pipelineBlockSchema, `pipeline of ${scope.label}`, [e.body], scope, e.span, "pipeline"));
           if (!this.evaluateAll(inst)) return null;
           const forward = this.field(inst, "forward");
           const backward = this.field(inst, "backward");
@@ -289,18 +401,18 @@ export class Evaluator {
     if (e.kind !== "ref" || e.argument) return this.report("FSM2103", e.span, { field, expected: `the name of a ${expected}`, actual: describeExpr(e) });
     const head = e.path[0]!;
     const patch = scope.patch?.children.get(field);
-    if (e.path.length === 1 && isBlockKind(head.text) && !this.blocks.has(head.text)) {
+    const entry = e.path.length === 1 ? this.lookup(head.text, head.span) : undefined;
+    if (e.path.length === 1 && isBlockKind(head.text) && !entry) {
       if (!kinds.includes(head.text)) return this.report("FSM2009", head.span, { name: head.text, actual: `block kind`, field, expected: expected });
       if (!e.override) return this.report("FSM2003", head.span, { name: head.text, hint: `; an inline ${head.text} needs its fields: ${head.text} { … }` });
       return { k: "inst", inst: new Instance(schemas[head.text], `inline ${head.text} of ${scope.label}`, [e.override], scope, head.span, head.text, patch) };
     }
     let base: Instance | undefined;
-    if (e.path.length === 1 && this.blocks.has(head.text)) {
-      const entry = this.blocks.get(head.text)!;
+    if (entry) {
       if (!kinds.includes(entry.kind)) {
         return this.report("FSM2009", head.span, { name: head.text, actual: entry.kind, field, expected }, [{ message: `'${head.text}' is defined here`, span: entry.node.name.span }]);
       }
-      base = this.instanceOf(head.text)!;
+      base = this.instanceOf(head.text, head.span)!;
     } else if (e.path.length > 1 || this.inScope(head.text, scope)) {
       const v = this.reference(e.path, scope);
       if (v === null) return null;
@@ -309,13 +421,13 @@ export class Evaluator {
       }
       base = v.inst;
     } else {
-      const names = [...this.blocks].filter(([, b]) => kinds.includes(b.kind)).map(([n]) => n);
+      const names = [...(head.span.file === STD_FILE ? this.std : this.blocks)].filter(([, b]) => kinds.includes(b.kind)).map(([n]) => n);
       return this.report("FSM2003", head.span, { name: head.text, hint: didYouMean(head.text, names) });
     }
     if (!e.override && !patch) return { k: "inst", inst: base };
     const bodies = e.override ? [...base.bodies, e.override] : base.bodies;
     const label = e.override ? `${base.label} (with overrides)` : base.label;
-    return { k: "inst", inst: new Instance(base.schema, label, bodies, base.parent, e.override ? head.span : base.anchor, base.name, mergePatch(base.patch, patch)) };
+    return { k: "inst", inst: new Instance(base.schema, label, bodies, base.parent, e.override ? head.span : base.anchor, base.name, mergePatch(base.patch, patch), base.origin) };
   }
 
   private inScope(name: string, scope: Instance | undefined): boolean {
@@ -336,13 +448,13 @@ export class Evaluator {
       else if (s.schema.kind === head.text) value = { k: "inst", inst: s };
     }
     if (value === undefined) {
-      const inst = this.instanceOf(head.text);
+      const inst = this.instanceOf(head.text, head.span);
       if (inst) value = { k: "inst", inst };
     }
     if (value === undefined) {
       const names = new Set<string>();
       for (let s: Instance | undefined = scope; s; s = s.parent) for (const f of Object.keys(s.schema.fields)) names.add(f);
-      for (const b of this.blocks.keys()) names.add(b);
+      for (const b of (head.span.file === STD_FILE ? this.std : this.blocks).keys()) names.add(b);
       return this.report("FSM2003", head.span, { name: head.text, hint: didYouMean(head.text, names) });
     }
     for (const seg of path.slice(1)) {

@@ -30,6 +30,8 @@ export interface Patch {
 export class Instance {
   /** Evaluated fields; `null` marks a field whose error was already reported. */
   readonly cache = new Map<string, Value | null>();
+  /** For each evaluated field, the longest chain of references its value needed (FSM2016). */
+  readonly refs = new Map<string, number>();
 
   constructor(
     readonly schema: BlockSchema,
@@ -42,6 +44,8 @@ export class Instance {
     /** The top-level block name, or the inline kind. */
     readonly name: string,
     readonly patch: Patch | undefined = undefined,
+    /** Where the std preset this instance uses is defined, when it is anchored at the user's reference to it. */
+    readonly origin: Span | undefined = undefined,
   ) {}
 
   /** The written field with this name (the last body that writes it wins), or the sweep's value. */

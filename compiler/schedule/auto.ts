@@ -51,7 +51,7 @@ interface Choice {
  * has the same shape and a gradient load is one bucket, so the answer depends only on the
  * direction and the load's size: it is memoized per plan.
  */
-function blockSearch(w: Workload, pricer: Pricer): (dir: Direction, fixed: number | "auto", gradParts: readonly GradPart[]) => Choice {
+function blockSearch(w: Workload, pricer: Pricer, table?: (dir: Direction, elements: number, r: number, style: BlockStyle, T: number) => void): (dir: Direction, fixed: number | "auto", gradParts: readonly GradPart[]) => Choice {
   const memo = new Map<string, Choice>();
   return (dir, fixed, gradParts) => {
     const elements = gradParts.reduce((n, p) => n + p.elements, 0);
@@ -61,10 +61,13 @@ function blockSearch(w: Workload, pricer: Pricer): (dir: Direction, fixed: numbe
     const degrees = typeof fixed === "number" ? [fixed] : Array.from({ length: AUTO_MAX_DEGREE }, (_, i) => i + 1);
     let best: Choice | null = null;
     for (const r of degrees) {
+      let bestOfR: Choice | null = null;
       for (const style of styles(r)) {
         const T = fastBlockTime(w, pricer, dir, style, r, padCapacity(w.shape.capacity0, r), elements);
-        if (T !== null && (best === null || T < best.T - 1e-9)) best = { r, style, T };
+        if (bestOfR === null || T < bestOfR.T - 1e-9) bestOfR = { r, style, T };
       }
+      if (bestOfR && table) table(dir, elements, r, bestOfR.style, bestOfR.T);
+      if (bestOfR && (best === null || bestOfR.T < best.T - 1e-9)) best = bestOfR;
     }
     memo.set(key, best!);
     return best!;
@@ -73,7 +76,10 @@ function blockSearch(w: Workload, pricer: Pricer): (dir: Direction, fixed: numbe
 
 function searched(w: Workload, pricer: Pricer, candidates: Candidate[]): { layers: Map<number, LayerPlan>; window: Map<number, GradPart[]>; tail: GradPart[]; fwd: Choice } {
   const fixed = w.job.pipeline;
-  const bestBlock = blockSearch(w, pricer);
+  const fwdTable: { r: number; style: BlockStyle; T: number }[] = [];
+  const bestBlock = blockSearch(w, pricer, (dir, elements, r, style, T) => {
+    if (dir === "fwd" && elements === 0) fwdTable.push({ r, style, T });
+  });
   const fwd = bestBlock("fwd", fixed.forward, []);
   const bwd0 = bestBlock("bwd", fixed.backward, []);
   const line = allReduceLine(pricer);
@@ -118,7 +124,7 @@ function searched(w: Workload, pricer: Pricer, candidates: Candidate[]): { layer
   for (const l of moeLayerIndices(w)) {
     const parts = load(l);
     const b = bestBlock("bwd", fixed.backward, parts);
-    candidates.push({ scope: `backward, layer ${l}`, description: `r = ${b.r}, ${describe(b.style)}${parts.length ? `, carrying ${parts.reduce((n, p) => n + p.elements, 0)} gradient elements` : ""}`, predictedUs: b.T, chosen: true });
+    candidates.push({ scope: `search: backward, layer ${l}`, description: `r = ${b.r}, ${describe(b.style)}${parts.length ? `, carrying ${parts.reduce((n, p) => n + p.elements, 0)} gradient elements` : ""}`, predictedUs: b.T, chosen: true });
     layers.set(l, {
       layer: l,
       capacity: padCapacity(w.shape.capacity0, lcm(fwd.r, b.r)),
@@ -127,7 +133,7 @@ function searched(w: Workload, pricer: Pricer, candidates: Candidate[]): { layer
       gapGrads: oneBucket(parts),
     });
   }
-  candidates.push({ scope: "forward, every MoE layer", description: `r = ${fwd.r}, ${describe(fwd.style)}`, predictedUs: fwd.T, chosen: true });
+  for (const row of fwdTable) candidates.push({ scope: "search: forward, every MoE layer", description: `r = ${row.r}, ${describe(row.style)}, C = ${padCapacity(w.shape.capacity0, row.r)}`, predictedUs: row.T, chosen: row.r === fwd.r });
   return { layers, window, tail, fwd };
 }
 
@@ -159,11 +165,16 @@ export const auto: Strategy = {
       return { name, us, note: p.ok ? undefined : `deadlocks: ${p.stuck}` };
     });
     const chosen = best!;
-    for (const c of priced) candidates.push({ scope: "whole iteration", description: c.name, predictedUs: c.us, chosen: c.name === chosen.name, ...(c.note && { note: c.note }) });
+    const searchWon = chosen.name !== "fsmoe's schedule";
+    const whole: Candidate[] = priced.map((c) => ({ scope: "whole iteration", description: c.name, predictedUs: c.us, chosen: c.name === chosen.name, ...(c.note && { note: c.note }) }));
     return {
       ...chosen.schedule,
       strategy: "auto",
-      candidates: [...candidates, ...(chosen.name === "fsmoe's schedule" ? base.candidates : [])],
+      candidates: [
+        ...whole,
+        ...candidates.map((c) => ({ ...c, chosen: c.chosen && searchWon })),
+        ...base.candidates.map((c) => ({ ...c, scope: `fsmoe: ${c.scope}`, chosen: c.chosen && !searchWon })),
+      ],
       notes: [`chose ${chosen.name}`, ...(chosen.name === "fsmoe's schedule" ? base.notes : [])],
     };
   },
