@@ -17,12 +17,20 @@ import { summaryJson } from "./summary.js";
 import { format } from "../grammar/print.js";
 import { Exit } from "./exit.js";
 import { writeFileAtomic } from "./io.js";
+import { registerReportCommands } from "./reports.js";
+import { registerRunCommands } from "./run.js";
 
 const version = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
 interface Io {
   out: (s: string) => void;
   err: (s: string) => void;
+}
+
+/** Collects diagnostics as JSON for commands that print one JSON document at the end. */
+function jsonCollector(): { report: (r: CheckResult, d: readonly Diagnostic[]) => void; diagnostics: JsonDiagnostic[] } {
+  const diagnostics: JsonDiagnostic[] = [];
+  return { diagnostics, report: (r, d) => diagnostics.push(...toJson(d, (n) => r.sources.get(n))) };
 }
 
 function report(results: readonly CheckResult[], fmt: string, io: Io): void {
@@ -70,10 +78,12 @@ export function program(io: Io, setExit: (code: number) => void): Command {
     .option("-o, --out <dir>", "output folder", "out")
     .action((file: string, opts: { format: string; printAfter?: string; out: string } & CompileFlags) => {
       if (opts.printAfter) return setExit(printAfter(file, opts.printAfter, opts, io));
-      const { results, code } = compileFile(file, opts, true, version, (r, d) => report([{ ...r, diagnostics: d }], opts.format, io));
+      const json = jsonCollector();
+      const sink = opts.format === "json" ? json.report : (r: CheckResult, d: readonly Diagnostic[]) => report([{ ...r, diagnostics: d }], "text", io);
+      const { results, code } = compileFile(file, opts, true, version, sink);
       if (code === Exit.usage) io.err(`fsmoec: error: no train job named '${opts.job}' in ${file}\n`);
       if (opts.format === "text") printSummaries(results, io);
-      else io.out(JSON.stringify(results.filter((x) => x.plan).map((x) => summaryJson(x)), null, 2) + "\n");
+      else io.out(JSON.stringify({ diagnostics: json.diagnostics, jobs: results.filter((x) => x.plan).map((x) => summaryJson(x)) }, null, 2) + "\n");
       if (!writeOutputs(results, opts.out, DEFAULT_TARGETS, io)) return setExit(Exit.runtime);
       setExit(code);
     });
@@ -92,10 +102,14 @@ export function program(io: Io, setExit: (code: number) => void): Command {
       if (opts.printAfter) return setExit(printAfter(file, opts.printAfter, opts, io));
       const emit = parseEmit(opts.emit, io);
       if (!emit) return setExit(Exit.usage);
-      const { results, code } = compileFile(file, opts, false, version, (r, d) => report([{ ...r, diagnostics: d }], opts.format, io));
+      const json = jsonCollector();
+      const sink = opts.format === "json" ? json.report : (r: CheckResult, d: readonly Diagnostic[]) => report([{ ...r, diagnostics: d }], "text", io);
+      const { results, code } = compileFile(file, opts, false, version, sink);
       if (code === Exit.usage) io.err(`fsmoec: error: no train job named '${opts.job}' in ${file}\n`);
       if (!writeOutputs(results, opts.out, emit, io)) return setExit(Exit.runtime);
-      for (const r of results) if (r.plan && opts.format === "text") io.err(`wrote ${join(opts.out, r.job.name)}/ (${r.strategy}, predicted ${(r.plan.predicted.iterationUs / 1000).toFixed(2)} ms)\n`);
+      const written = results.filter((r) => r.plan).map((r) => ({ job: r.job.name, strategy: r.strategy, folder: join(opts.out, r.job.name), predictedUs: r.plan!.predicted.iterationUs }));
+      if (opts.format === "json") io.out(JSON.stringify({ diagnostics: json.diagnostics, written }, null, 2) + "\n");
+      else for (const w of written) io.err(`wrote ${w.folder}/ (${w.strategy}, predicted ${(w.predictedUs / 1000).toFixed(2)} ms)\n`);
       setExit(code);
     });
 
@@ -113,11 +127,18 @@ export function program(io: Io, setExit: (code: number) => void): Command {
         io.err(`fsmoec: error: --layer expects a layer index, got '${opts.layer}'\n`);
         return setExit(Exit.usage);
       }
-      const { results, code } = compileFile(file, opts, false, version, (r, d) => report([{ ...r, diagnostics: d }], opts.format, io));
+      const json = jsonCollector();
+      const sink = opts.format === "json" ? json.report : (r: CheckResult, d: readonly Diagnostic[]) => report([{ ...r, diagnostics: d }], "text", io);
+      const { results, code } = compileFile(file, opts, false, version, sink);
       if (code === Exit.usage) io.err(`fsmoec: error: no train job named '${opts.job}' in ${file}\n`);
-      printExplain(results, layer, io);
+      if (opts.format === "json") {
+        const jobs = results.filter((r) => r.compiled).map((r) => ({ job: r.job.name, strategy: r.strategy, notes: r.compiled!.schedule.notes, candidates: r.compiled!.schedule.candidates }));
+        io.out(JSON.stringify({ diagnostics: json.diagnostics, jobs }, null, 2) + "\n");
+      } else printExplain(results, layer, io);
       setExit(code);
     });
+  registerReportCommands(cli, io, setExit, version);
+  registerRunCommands(cli, io, setExit, version);
 
   cli
     .command("check <files...>")

@@ -21,7 +21,7 @@ export function printStage(stage: string, r: JobResult): string {
       return JSON.stringify({ job: job.name, ...rest }, stripSpans, 2) + "\n";
     }
     case "cost":
-      return `${c.costModel.name}: ${c.costModel.description}\n`;
+      return c.costModel.description.startsWith(`${c.costModel.name}:`) ? `${c.costModel.description}\n` : `${c.costModel.name}: ${c.costModel.description}\n`;
     case "schedule": {
       const s = c.schedule;
       const lines = [`schedule ${r.job.name}: ${s.strategy}`, ...s.notes.map((n) => `  note: ${n}`)];

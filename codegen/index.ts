@@ -4,7 +4,12 @@
  */
 import type { Plan } from "../compiler/plan/schema.js";
 import { emitJson } from "./json.js";
+import { emitCuda } from "./cuda.js";
+import { emitDot } from "./dot.js";
 import { emitListing } from "./listing.js";
+import { emitSvg } from "./svg.js";
+import { emitTrace } from "./trace.js";
+import { emitTs } from "./ts.js";
 
 /** One output target. */
 export interface Target {
@@ -18,6 +23,11 @@ export interface Target {
 export const targets: readonly Target[] = [
   { name: "json", file: "plan.json", emit: emitJson },
   { name: "listing", file: "plan.listing.txt", emit: emitListing },
+  { name: "dot", file: "plan.dot", emit: emitDot },
+  { name: "trace", file: "trace.json", emit: emitTrace },
+  { name: "svg", file: "timeline.svg", emit: emitSvg },
+  { name: "cuda", file: "plan.cu", emit: (plan) => emitCuda(plan) },
+  { name: "ts", file: "plan.ts", emit: emitTs },
 ];
 
 /** The default targets of `fsmoec compile`. */

@@ -142,13 +142,13 @@ describe("syntax errors", () => {
       "}",
       "link g { x = 1 }",
     ].join("\n");
+    // In source order; the unterminated string is an error value, so the '}' after it closes its block.
     expect(diagnose(text)).toEqual([
-      "FSM1003 3:22 unexpected character '$'",
-      "FSM1004 5:14 unterminated string: a string must end on its line",
-      "FSM1006 2:6 expected a name, found '{'",
-      "FSM1007 4:22 expected a value (a number, a string, a name, '(', '[' or '{'), found '}'",
-      "FSM1007 6:1 expected a value (a number, a string, a name, '(', '[' or '{'), found '}'",
       "FSM1009 1:29 fields on one line must be separated by ','",
+      "FSM1006 2:6 expected a name, found '{'",
+      "FSM1003 3:22 unexpected character '$'",
+      "FSM1007 4:22 expected a value (a number, a string, a name, '(', '[' or '{'), found '}'",
+      "FSM1004 5:14 unterminated string: a string must end on its line",
     ]);
     expect(blocks(text).map((b) => b.name.text)).toEqual(["a", "c", "e", "f", "g"]);
   });
@@ -226,6 +226,66 @@ describe("syntax errors", () => {
   });
 });
 
+describe("recovery without cascades", () => {
+  it("names the missing ')' when a parenthesis is not closed before the next field (a token with a label)", () => {
+    expect(diagnose("link l {\n  bandwidth = (10 + 2) * (3 GB/s\n  latency = 5 us\n}")).toEqual(["FSM1006 3:3 expected ')', found 'latency'"]);
+    expect(diagnose("link l { bandwidth = 1 GB/s, latency = (5 us }")).toEqual(["FSM1006 1:46 expected ')', found '}'"]);
+  });
+
+  it("skips the rest of a line it cannot read instead of reading fields out of it", () => {
+    const text = "link l {\n  bandwidth 10 GB/s\n  latency = 5 us\n}";
+    expect(diagnose(text)).toEqual(["FSM1007 2:13 expected '=' or '{' after the field name, found number 10"]);
+    expect(blocks(text)[0]!.body.fields.map((f) => [f.path[0]!.text, f.value.kind])).toEqual([
+      ["bandwidth", "error"],
+      ["latency", "number"],
+    ]);
+  });
+
+  it("skips a bracketed group as a whole, so its '}' does not close the block", () => {
+    const text = "model m {\n  moe 8 { experts = 2 }\n  layers = 4\n}\nlink l { bandwidth = 1 GB/s }";
+    expect(diagnose(text)).toEqual(["FSM1007 2:7 expected '=' or '{' after the field name, found number 8"]);
+    expect(blocks(text).map((b) => [b.name.text, b.body.fields.map((f) => f.path[0]!.text).join(" ")])).toEqual([
+      ["m", "moe layers"],
+      ["l", "bandwidth"],
+    ]);
+  });
+
+  it("resumes after a comma on the same line", () => {
+    const text = "link l { bandwidth = 1 GB/s +, latency = 5 us }";
+    expect(codes(text)).toEqual(["FSM1007"]);
+    expect(blocks(text)[0]!.body.fields.map((f) => [f.path[0]!.text, f.value.kind])).toEqual([
+      ["bandwidth", "error"],
+      ["latency", "number"],
+    ]);
+  });
+
+  it("makes an unterminated string an error value, reported once, with no error at the next token", () => {
+    const text = 'cluster c {\n  profile = "abc, nodes = 2\n  gpus_per_node = 8\n}';
+    expect(diagnose(text)).toEqual(["FSM1004 2:13 unterminated string: a string must end on its line"]);
+    expect(blocks(text)[0]!.body.fields.map((f) => [f.path[0]!.text, f.value.kind])).toEqual([
+      ["profile", "error"],
+      ["gpus_per_node", "number"],
+    ]);
+    expect(diagnose('import "lib.moe\nlink l { bandwidth = 1 GB/s }')).toEqual(["FSM1004 1:8 unterminated string: a string must end on its line"]);
+    expect(parse('import "lib.moe\n').ast.items).toEqual([]);
+  });
+
+  it("makes a literal out of range an error value", () => {
+    for (const text of ["1e400", "0.5e-400", "9".repeat(401)]) {
+      const f = onlyField(`m m { a = ${text} }`);
+      expect(f.value.kind).toBe("error");
+    }
+    expect(onlyField("m m { a = 2 * 1e400 GB }").value.kind).toBe("error");
+  });
+
+  it("returns diagnostics sorted by position", () => {
+    const d = parse("link a { x = 1 y = 2 }\nlink { }\nlink c { z = $ }", "t.moe").diagnostics;
+    const starts = d.map((x) => x.span.start);
+    expect(starts).toEqual([...starts].sort((a, b) => a - b));
+    expect(d.map((x) => x.code)).toEqual(["FSM1009", "FSM1006", "FSM1003", "FSM1007"]);
+  });
+});
+
 describe("positions", () => {
   it("points an error at end of file just after the last token, whatever whitespace follows", () => {
     for (const src of ["link l {", "link l {\n\n   ", "link l { // comment"]) {
@@ -276,7 +336,20 @@ describe("UTF-8 and NUL", () => {
   it("rejects overlong encodings, encoded surrogates and sequences cut short", () => {
     expect(codes(bytes("// ", [0xc0, 0xaf], "\n"))).toEqual(["FSM1001", "FSM1001"]);
     expect(codes(bytes("// ", [0xed, 0xa0, 0x80], "\n"))).toEqual(["FSM1001", "FSM1001", "FSM1001"]);
-    expect(diagnose(bytes("link l { }\n", [0xe2, 0x82]))).toEqual(["FSM1001 2:1 invalid UTF-8 byte 0xE2", "FSM1001 2:2 invalid UTF-8 byte 0x82"]);
+  });
+
+  it("reports a sequence cut short once: one diagnostic per maximal invalid subpart, as the WHATWG decoder replaces", () => {
+    expect(diagnose(bytes("link l { }\n", [0xe2, 0x82]))).toEqual(["FSM1001 2:1 invalid UTF-8 sequence 0xE2 0x82 (incomplete)"]);
+    expect(diagnose(bytes("// ", [0xf0, 0x9f, 0x98], "x\n"))).toEqual(["FSM1001 1:4 invalid UTF-8 sequence 0xF0 0x9F 0x98 (incomplete)"]);
+    // Each subpart is one U+FFFD, so columns after it count as an editor shows them.
+    expect(diagnose(bytes("// ", [0xe2, 0x82], [0xe2, 0x82], "\nlink l { a = 1 $ }"))).toEqual([
+      "FSM1001 1:4 invalid UTF-8 sequence 0xE2 0x82 (incomplete)",
+      "FSM1001 1:5 invalid UTF-8 sequence 0xE2 0x82 (incomplete)",
+      "FSM1003 2:16 unexpected character '$'",
+    ]);
+    const mixed = [0x61, 0xf1, 0x80, 0x80, 0xe1, 0x80, 0xc2, 0x62];
+    expect(parse(bytes("// ", mixed)).source.text).toBe("// " + new TextDecoder().decode(new Uint8Array(mixed)));
+    expect(codes(bytes("// ", mixed))).toEqual(["FSM1001", "FSM1001", "FSM1001"]);
   });
 
   it("accepts a byte-order mark at the start of the file", () => {
@@ -318,6 +391,17 @@ describe("limits", () => {
   it("reports absurd nesting without overflowing the stack", () => {
     expect(() => parse(`m m { x = ${"[".repeat(20_000)} }`)).not.toThrow();
     expect(codes(`m m { x = ${"(".repeat(20_000)}`)).toEqual(["FSM1008"]);
+  });
+
+  it("checks the separation of many fields in linear time", () => {
+    const one = (n: number) => `m m { ${Array.from({ length: n }, (_, i) => `f${i} = ${i}`).join(", ")} }`;
+    const lines = (n: number) => `m m {\n${Array.from({ length: n }, (_, i) => `  f${i} = ${i}`).join("\n")}\n}`;
+    for (const make of [one, lines]) {
+      const t0 = performance.now();
+      expect(codes(make(40_000))).toEqual([]);
+      // Quadratic work (every comma for every field) took seconds here.
+      expect(performance.now() - t0).toBeLessThan(4000);
+    }
   });
 
   it("parses long operator chains and many minus signs without deep recursion", () => {

@@ -47,7 +47,8 @@ export function parse(input: string | Uint8Array, file = "<input>"): ParseResult
     text = decoded.text;
     for (const bad of decoded.invalid) {
       replaced.add(bad.offset);
-      diagnostics.push(diagnostic("FSM1001", { file, start: bad.offset, end: bad.offset + 1 }, { byte: bad.byte.toString(16).toUpperCase().padStart(2, "0") }));
+      const hex = bad.bytes.map((b) => `0x${b.toString(16).toUpperCase().padStart(2, "0")}`).join(" ");
+      diagnostics.push(diagnostic("FSM1001", { file, start: bad.offset, end: bad.offset + 1 }, { bytes: bad.bytes.length === 1 ? `byte ${hex}` : `sequence ${hex} (incomplete)` }));
     }
   }
   // A byte-order mark is allowed at the very start; lex it as a space to keep offsets.
@@ -170,7 +171,7 @@ const ruleExpectations: Record<string, string> = {
   primary: "a value (a number, a string, a name, '(', '[' or '{')",
   unit: "a unit",
   reference: "a name",
-  list: "a value or ']'",
+  list: "',' or ']'",
 };
 
 function tokenExpectation(t: TokenType): string {
@@ -204,7 +205,9 @@ function syntaxDiagnostic(e: IRecognitionException, file: string, text: string):
     // Chevrotain's message names the expected token by its LABEL when it has one (`')'`), else by its name.
     const expected = /-->\s*(\S+)\s*<--/.exec(e.message)?.[1];
     const type = [...T.allTokens, EOF].find((t) => t.name === expected || t.LABEL === expected);
-    return diagnostic("FSM1006", s, { expected: type ? tokenExpectation(type) : ruleExpectations[rule] ?? "something else", found });
+    // The token that ends a repetition could also have been another item of it.
+    const closing = (rule === "body" && type === T.RCurly) || (rule === "list" && type === T.RBracket) || (rule === "file" && type === EOF);
+    return diagnostic("FSM1006", s, { expected: type && !closing ? tokenExpectation(type) : ruleExpectations[rule] ?? "something else", found });
   }
   // `import` takes one token, a string (terminated or not, so the choice is an OR): a missing token.
   if (rule === "importDecl") return diagnostic("FSM1006", s, { expected: "a string", found });

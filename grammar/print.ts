@@ -55,7 +55,10 @@ class Printer {
         const head = `${item.blockKind.text} ${item.name.text} `;
         const body = this.body(item.body, "", true);
         body[0]!.code = head + body[0]!.code;
+        // A comment on the line of the block's `}` belongs to the block and stays on that line.
+        Object.assign(body[body.length - 1]!, this.trailing(item.span.end, true));
         lines.push(...body);
+        this.afterBlock(lines, item.span.end);
       }
     });
     this.leading(lines, Infinity, "", ast.items.length > 0);
@@ -63,9 +66,24 @@ class Printer {
     return render(lines);
   }
 
+  /** True when the last lines are comments that {@link leading} just emitted (of one line or several). */
   private endsWithComment(lines: Line[]): boolean {
     const last = lines[lines.length - 1];
-    return last !== undefined && !last.blank && last.code.trimStart().startsWith("/") && last.comment === undefined && this.lastWasComment;
+    return last !== undefined && !last.blank && this.lastWasComment;
+  }
+
+  /**
+   * A comment of several lines that starts on the line of a top-level block's `}` belongs to
+   * that block: it follows the `}` on lines of its own, and a blank line separates it from what
+   * comes next, as one separates blocks.
+   */
+  private afterBlock(lines: Line[], end: number): void {
+    const c = this.comments[this.next];
+    if (!c || !c.trailing || this.text.slice(end, c.span.start).includes("\n")) return;
+    for (const l of this.commentLines(c, "")) lines.push({ code: l, multi: true });
+    this.next++;
+    this.lastCodeEnd = c.span.end;
+    lines.push({ code: "", blank: true });
   }
 
   private lastWasComment = false;
@@ -87,7 +105,7 @@ class Printer {
       const before = lines[lines.length - 1];
       const lastCodeEnd = Math.max(prevEnd, this.lastCodeEnd);
       if (blankAllowed && before && !before.blank && lastCodeEnd >= 0 && this.blankBetween(lastCodeEnd, c.span.start)) lines.push({ code: "", blank: true });
-      for (const l of c.text.split("\n")) lines.push({ code: indent + l.replace(/\r$/, "").trimEnd(), multi: true });
+      for (const l of this.commentLines(c, indent)) lines.push({ code: l, multi: true });
       prevEnd = c.span.end;
       this.lastCodeEnd = c.span.end;
       this.next++;
@@ -99,11 +117,30 @@ class Printer {
 
   private lastCodeEnd = -1;
 
-  /** The comment that ends the line on which `end` lies, if any. */
-  private trailing(end: number): { comment?: string } {
+  /**
+   * The lines of a comment on lines of its own at `indent`. The lines after the first keep
+   * their indentation relative to the comment's `/*`, so formatting again changes nothing.
+   */
+  private commentLines(c: A.Comment, indent: string): string[] {
+    const column = c.span.start - (this.text.lastIndexOf("\n", c.span.start - 1) + 1);
+    return c.text.split("\n").map((l, i) => {
+      const line = l.replace(/\r$/, "").trimEnd();
+      if (i === 0) return indent + line;
+      const strip = Math.min(column, /^[ \t]*/.exec(line)![0].length);
+      return line === "" ? "" : indent + line.slice(strip);
+    });
+  }
+
+  /**
+   * The comment that ends the line on which `end` lies, if nothing but commas stands between
+   * them: in `a = 1, b = 2  // c` the comment is b's, not a's. A `//` comment, or (`blockToo`,
+   * after a top-level block's `}`) a `/* … *\/` comment on one line.
+   */
+  private trailing(end: number, blockToo = false): { comment?: string } {
     this.lastCodeEnd = end;
     const c = this.comments[this.next];
-    if (c && c.trailing && c.text.startsWith("//") && !this.text.slice(end, c.span.start).includes("\n")) {
+    const oneLine = c !== undefined && (c.text.startsWith("//") || (blockToo && !c.text.includes("\n")));
+    if (c && c.trailing && oneLine && /^[ \t,]*$/.test(this.text.slice(end, c.span.start))) {
       this.next++;
       this.lastCodeEnd = c.span.end;
       return { comment: c.text.trimEnd() };
@@ -228,7 +265,9 @@ class Printer {
         return o === undefined ? undefined : `(${o})`;
       }
       case "list": {
-        const items = e.items.map((i) => this.expr(i, indent, force));
+        // Items are always printed on one line each (as exprLines does), so whether a list fits
+        // on one line depends only on its width, and formatting again decides the same.
+        const items = e.items.map((i) => this.expr(i, indent, true));
         if (items.some((i) => i === undefined)) return undefined;
         return `[${items.join(", ")}]`;
       }

@@ -15,8 +15,8 @@
  * blocks, train jobs (parallel layouts, pipelines as numbers or blocks, model and cluster
  * overrides), sweeps (`vary` over train fields and dotted paths into the model, the cluster and
  * the parallel block), units of every dimension, references to sibling fields, enclosing blocks,
- * other blocks and std presets, strings with escapes, lists, and imports (with
- * {@link generateProject}).
+ * other blocks and std presets, strings (built-in profile names), lists laid out on one line or
+ * several, and imports (with {@link generateProject}).
  */
 
 /** A small deterministic PRNG (mulberry32). */
@@ -340,13 +340,6 @@ class Writer {
     const n = r.int(1, 400);
     return r.pick([() => this.decimal(n, 2), () => `${n}${this.op("/")}100`, () => String(r.int(1, 4)), () => `${n}e-2`, () => `(${this.decimal(n, 2)})`])();
   }
-
-  /** An enum name, sometimes via a reference that holds it. */
-  name(value: string, known: readonly { ref: string; value: string }[] = []): string {
-    const same = known.filter((k) => k.value === value);
-    if (same.length > 0 && this.rng.chance(0.3)) return this.rng.pick(same).ref;
-    return value;
-  }
 }
 
 // ── Program generation ───────────────────────────────────────────────────────────────────────
@@ -356,8 +349,6 @@ interface ClusterFacts {
   readonly val: Val;
   readonly nodes: number;
   readonly gpn: number;
-  /** The `nodes` figure lives where a sweep may vary it. */
-  readonly canVaryNodes: boolean;
 }
 
 interface ModelFacts {
@@ -367,6 +358,7 @@ interface ModelFacts {
   readonly hidden: number;
   readonly experts: number;
   readonly topK: number;
+  readonly router: string;
   readonly heads: number | null;
   readonly moeLayersKind: "all" | "every" | "after" | "list";
 }
@@ -454,7 +446,8 @@ class Generator {
       field("inter", this.linkValue()),
     ];
     if (r.chance(0.6)) fields.push(field("nics_per_node", w.count(r.pick([1, 2, gpn]), [{ ref: "gpus_per_node", value: gpn }]).text));
-    if (r.chance(0.2)) fields.push(field("profile", r.pick(['"fsmoe-paper-48"', '"profiles/a100.json"', '"with \\"quotes\\" and \\\\ \\t"', '"µ-unicode ✓"', '""'])));
+    // Built-in profiles only: a path would have to exist for `compile`.
+    if (r.chance(0.2)) fields.push(field("profile", r.pick(['"fsmoe-paper-16"', '"fsmoe-paper-32"', '"fsmoe-paper-48"'])));
     this.counts.push({ ref: `${name}.nodes`, value: nodes }, { ref: `${name}.gpus_per_node`, value: gpn });
     const facts = { name, nodes, gpn };
     this.clusters.push(facts);
@@ -465,15 +458,15 @@ class Generator {
   private clusterForTrain(own: { name: string; nodes: number; gpn: number } | undefined): ClusterFacts {
     const { r, w } = this;
     const roll = r.next();
-    if (own && roll < 0.55) return { val: expr(own.name), nodes: own.nodes, gpn: own.gpn, canVaryNodes: true };
+    if (own && roll < 0.55) return { val: expr(own.name), nodes: own.nodes, gpn: own.gpn };
     if (own && roll < 0.7) {
       const nodes = r.pick([1, 2, 4]);
-      return { val: bodyVal([field("nodes", w.count(nodes).text)], own.name), nodes, gpn: own.gpn, canVaryNodes: true };
+      return { val: bodyVal([field("nodes", w.count(nodes).text)], own.name), nodes, gpn: own.gpn };
     }
     const preset = r.chance(0.9) ? r.pick(STD_CLUSTERS.slice(0, 4)) : STD_CLUSTERS[4]!;
     const nodes = preset.gpn > 8 ? 1 : r.pick([1, 2, 4]);
     const extra: Field[] = r.chance(0.3) ? [field("intra", this.linkValue())] : [];
-    return { val: bodyVal(this.shuffleFields([field("nodes", w.count(nodes).text), ...extra]), preset.name), nodes, gpn: preset.gpn, canVaryNodes: true };
+    return { val: bodyVal(this.shuffleFields([field("nodes", w.count(nodes).text), ...extra]), preset.name), nodes, gpn: preset.gpn };
   }
 
   /** A model or a layer whose figures suit a layout of `esp`, `ep`, `tp`. */
@@ -482,10 +475,11 @@ class Generator {
     const kind = r.chance(0.2) ? "layer" : "model";
     const name = this.id(kind === "layer" ? "lay" : "m");
     const experts = layout.ep * r.pick([1, 1, 2, 4]);
-    const topK = r.int(1, Math.min(experts, 4));
+    // switch sends each token to 1 expert and gshard to 2 (FIXED_TOP_K in the rules).
+    const router = r.pick(ROUTERS.filter((x) => x !== "gshard" || experts >= 2));
+    const topK = router === "switch" ? 1 : router === "gshard" ? 2 : r.int(1, Math.min(experts, 4));
     const hidden = 128 * r.pick([8, 16, 24, 32]);
     const expertHidden = hidden * r.pick([1, 2, 4]);
-    const router = r.pick(ROUTERS);
     const hiddenKnown: Known[] = [{ ref: "hidden", value: hidden }];
 
     const moe: Field[] = [
@@ -521,7 +515,7 @@ class Generator {
     if (kind === "layer") {
       fields.push(field("hidden", w.count(hidden, this.counts.filter((k) => k.ref.endsWith(".hidden"))).text), ...moe);
       if (r.chance(0.5)) fields.push(field("dtype", r.pick(DTYPES)));
-      facts = { name, kind, layers: 1, hidden, experts, topK, heads: null, moeLayersKind: "all" };
+      facts = { name, kind, layers: 1, hidden, experts, topK, router, heads: null, moeLayersKind: "all" };
     } else {
       const layers = r.pick([2, 4, 6, 8, 12, 16, 32]);
       fields.push(field("layers", w.count(layers, this.counts.filter((k) => k.ref.endsWith(".layers"))).text));
@@ -569,7 +563,7 @@ class Generator {
       }
       fields.push(field("moe", bodyVal(this.shuffleFields(moe)), r.chance(0.85)));
       if (r.chance(0.6)) fields.push(field("dtype", r.pick(DTYPES)));
-      facts = { name, kind, layers, hidden, experts, topK, heads, moeLayersKind };
+      facts = { name, kind, layers, hidden, experts, topK, router, heads, moeLayersKind };
       this.counts.push({ ref: `${name}.layers`, value: layers }, { ref: `${name}.moe.experts`, value: experts });
     }
     if (kind === "layer") this.counts.push({ ref: `${name}.experts`, value: experts });
@@ -578,7 +572,7 @@ class Generator {
   }
 
   /** A train job over a model and a cluster with a layout chosen for both. */
-  train(model: ModelFacts, cluster: ClusterFacts, layout: { esp: number; ep: number; tp: number; edp: number }): { block: Block; parallelFixed: boolean; epWritten: boolean } {
+  train(model: ModelFacts, cluster: ClusterFacts, layout: { esp: number; ep: number; tp: number; edp: number }): { block: Block; nodesMayVary: boolean; epMayVary: boolean } {
     const { r, w } = this;
     const name = this.id("job");
     const fields: Field[] = [];
@@ -587,8 +581,9 @@ class Generator {
       const over: Field[] = [];
       if (model.kind === "model" && r.chance(0.6)) over.push(field("layers", w.count(model.layers * 2).text));
       if (r.chance(0.5)) over.push(field("dtype", r.pick(DTYPES)));
-      if (model.kind === "model" && r.chance(0.5)) over.push(field("moe", bodyVal([field("top_k", "1"), field("capacity_factor", w.positive())]), true));
-      if (model.kind === "layer" && r.chance(0.5)) over.push(field("top_k", "1"));
+      const topK1 = model.router !== "gshard";
+      if (model.kind === "model" && r.chance(0.5)) over.push(field("moe", bodyVal([...(topK1 ? [field("top_k", "1")] : []), field("capacity_factor", w.positive())]), true));
+      if (model.kind === "layer" && topK1 && r.chance(0.5)) over.push(field("top_k", "1"));
       fields.push(field("model", bodyVal(over, model.name)));
     } else fields.push(field("model", model.name));
     fields.push(field("cluster", cluster.val));
@@ -635,10 +630,10 @@ class Generator {
     if (r.chance(0.4)) fields.push(field("recompute", r.pick(RECOMPUTE)));
     if (r.chance(0.2)) fields.push(field("optimizer_sharding", r.pick(["true", "false"])));
     if (r.chance(0.4)) fields.push(field("seed", w.count(r.int(0, 99_999), model.kind === "model" ? [{ ref: "model.layers", value: model.layers }] : []).text));
-    return { block: { kind: "train", name, body: { fields: this.shuffleFields(fields) } }, parallelFixed: epWritten && !followsNodes && !edpWritten, epWritten: !edpWritten };
+    return { block: { kind: "train", name, body: { fields: this.shuffleFields(fields) } }, nodesMayVary: epWritten && !followsNodes && !edpWritten, epMayVary: !edpWritten };
   }
 
-  sweep(train: string, model: ModelFacts, cluster: ClusterFacts, layout: { esp: number; ep: number; tp: number }, nodesVaryOk: boolean, epVaryOk: boolean): Block {
+  sweep(train: string, model: ModelFacts, cluster: ClusterFacts, layout: { esp: number; ep: number; tp: number }, nodesMayVary: boolean, epMayVary: boolean): Block {
     const { r, w } = this;
     const name = this.id("sw");
     const world = cluster.nodes * cluster.gpn;
@@ -656,8 +651,8 @@ class Generator {
       () => field("model.dtype", list(r.sample(DTYPES, r.int(1, 2)))),
     ];
     if (model.kind === "model") axes.push(() => field("model.layers", list([String(model.layers), String(model.layers * 2)])));
-    if (nodesVaryOk && cluster.canVaryNodes) axes.push(() => field("cluster.nodes", list([String(cluster.nodes), String(cluster.nodes * 2)])));
-    if (epVaryOk) {
+    if (nodesMayVary) axes.push(() => field("cluster.nodes", list([String(cluster.nodes), String(cluster.nodes * 2)])));
+    if (epMayVary) {
       const eps = divisors(world / layout.esp).filter((d) => model.experts % d === 0);
       axes.push(() => field("parallel.ep", list(r.sample(eps.map(String), Math.min(eps.length, r.int(1, 3))))));
     }
@@ -693,7 +688,7 @@ class Generator {
     out.push(m.block);
     const t = this.train(m.facts, cluster, layout);
     out.push(t.block);
-    if (r.chance(0.35)) out.push(this.sweep(t.block.name, m.facts, cluster, layout, t.parallelFixed, t.epWritten));
+    if (r.chance(0.35)) out.push(this.sweep(t.block.name, m.facts, cluster, layout, t.nodesMayVary, t.epMayVary));
     if (this.opts.errorRate > 0 && r.chance(this.opts.errorRate)) {
       const victim = r.pick(out);
       victim.body.fields.push(field(r.pick(["layres", "bandwith", "nodse", "micro_bacth", "colour"]), "1"));
@@ -866,14 +861,17 @@ export function generateProject(seed: number, options: GenerateOptions = {}, imp
   const printer = new Printer(writer, opts);
   const blocks: Block[] = [];
   if (opts.targetLines > 0) {
-    // Lines grow with the groups; print once at the end and top up if short.
+    // Lines grow with the groups: add groups in batches sized from the lines per group so far
+    // (reprinting with the same layout seed), stopping at the first text that is long enough.
     let text = "";
+    let perGroup = 80;
+    let groups = 0;
     while (countLines(text) < opts.targetLines) {
-      const before = blocks.length;
-      const estimate = Math.max(1, Math.ceil((opts.targetLines - countLines(text)) / 45));
-      for (let i = 0; i < estimate; i++) blocks.push(...gen.group());
-      if (blocks.length === before) break;
+      const batch = Math.max(1, Math.floor((opts.targetLines - countLines(text)) / perGroup));
+      for (let i = 0; i < batch; i++) blocks.push(...gen.group());
+      groups += batch;
       text = new Printer(new Writer(new Rng(seed ^ 0x5bd1e995), opts), opts).file(blocks);
+      perGroup = Math.max(20, countLines(text) / groups) * 1.15;
     }
     return { root: "main.moe", files: { "main.moe": finish(text, rng, opts) } };
   }

@@ -12,9 +12,9 @@ import { didYouMean } from "../diagnostics/suggest.js";
 import { stdPresets } from "../std/index.js";
 import { Evaluator, type BlockEntry } from "./evaluate.js";
 import { nodeHost, type CheckHost } from "./host.js";
-import { trainJob } from "./materialize.js";
+import { modelOf, trainJob } from "./materialize.js";
 import type { Program, TrainJob } from "./program.js";
-import { rules } from "./rules/index.js";
+import { jobRules, modelRules } from "./rules/index.js";
 import { isBlockKind, schemas } from "./schema.js";
 import { Instance, type Patch } from "./values.js";
 
@@ -94,6 +94,8 @@ export function checkLoaded(loaded: Loaded): CheckResult {
   for (const item of std.ast.items) {
     if (item.kind === "block" && isBlockKind(item.blockKind.text)) blocks.set(item.name.text, { node: item, kind: item.blockKind.text, std: true });
   }
+  // The presets alone: std code resolves names among them only (std is a closed world).
+  const stdBlocks = new Map(blocks);
   const user: BlockEntry[] = [];
   for (const ast of loaded.asts) {
     for (const item of ast.items) {
@@ -114,12 +116,12 @@ export function checkLoaded(loaded: Loaded): CheckResult {
     }
   }
 
-  const ev = new Evaluator(blocks);
+  const ev = new Evaluator(blocks, stdBlocks);
   const jobs: TrainJob[] = [];
   const finish = (inst: Instance, name: string, sweep: TrainJob["sweep"]) => {
     if (!ev.evaluateAll(inst)) return;
     const job = trainJob(ev, inst, name, sweep);
-    const found = rules.flatMap((r) => r.check(job));
+    const found = [...modelRules.flatMap((r) => r.check(job.model)), ...jobRules.flatMap((r) => r.check(job))];
     diagnostics.push(...found);
     if (found.length === 0) jobs.push(job);
   };
@@ -128,7 +130,12 @@ export function checkLoaded(loaded: Loaded): CheckResult {
     const inst = ev.instanceOf(name)!;
     if (entry.kind === "train") finish(inst, name, null);
     else if (entry.kind === "sweep") expandSweep(ev, inst, entry.node, sources, finish);
-    else ev.evaluateAll(inst);
+    else if (ev.evaluateAll(inst) && (entry.kind === "model" || entry.kind === "layer")) {
+      // A model or layer is checked on its own too, used by a train job or not; where a job uses
+      // it unchanged, the job's model reports the same diagnostics, which are reported once.
+      const model = modelOf(ev, inst);
+      diagnostics.push(...modelRules.flatMap((r) => r.check(model)));
+    }
   }
   diagnostics.push(...ev.diagnostics);
   return {
@@ -137,6 +144,10 @@ export function checkLoaded(loaded: Loaded): CheckResult {
     sources,
     asts: loaded.asts,
   };
+}
+
+function cover(path: readonly A.Ident[]): Span {
+  return { ...path[0]!.span, end: path[path.length - 1]!.span.end };
 }
 
 function text(sources: ReadonlyMap<string, SourceFile>, span: Span): string {
@@ -154,20 +165,44 @@ function expandSweep(
   ev.evaluateAll(inst);
   const base = ev.field(inst, "base");
   const varyExpr = inst.written("vary");
-  if (!base || base.k !== "inst" || !varyExpr) return;
+  if (!base || base.k !== "inst" || !varyExpr || varyExpr.kind === "error") return;
   if (varyExpr.kind !== "blockValue") {
     ev.report("FSM2010", varyExpr.span, { field: "vary" });
     return;
   }
+  if (varyExpr.body.fields.length === 0) {
+    ev.report("FSM2014", varyExpr.span, { detail: "must list at least one field and its values" });
+    return;
+  }
   const axes: { path: string[]; values: A.Expr[] }[] = [];
+  const seen = new Map<string, A.FieldNode>();
+  let ok = true;
   for (const f of varyExpr.body.fields) {
-    if (!validVaryPath(ev, base.inst, f.path)) return;
+    const key = f.path.map((p) => p.text).join(".");
+    const first = seen.get(key);
+    if (first) {
+      // Two lists for one path would silently make duplicate jobs.
+      ev.report("FSM2006", cover(f.path), { field: key }, [{ message: `'${key}' first given here`, span: cover(first.path) }]);
+      ok = false;
+      continue;
+    }
+    seen.set(key, f);
+    if (!validVaryPath(ev, base.inst, f.path)) {
+      ok = false;
+      continue;
+    }
+    if (f.value.kind === "error") {
+      ok = false;
+      continue;
+    }
     if (f.value.kind !== "list" || f.value.items.length === 0) {
-      ev.report("FSM2014", f.value.span);
-      return;
+      ev.report("FSM2014", f.value.span, { detail: "values must be a non-empty list" });
+      ok = false;
+      continue;
     }
     axes.push({ path: f.path.map((p) => p.text), values: [...f.value.items] });
   }
+  if (!ok) return;
   const count = axes.reduce((n, a) => n * a.values.length, 1);
   if (count > MAX_SWEEP_JOBS) {
     ev.report("FSM2012", node.name.span, { name: node.name.text, count, limit: MAX_SWEEP_JOBS });

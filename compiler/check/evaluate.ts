@@ -13,7 +13,7 @@ import type { Span } from "../diagnostics/span.js";
 import { didYouMean } from "../diagnostics/suggest.js";
 import * as Q from "./rational.js";
 import { isBlockKind, pipelineBlockSchema, schemas, type BlockKind, type BlockSchema, type FieldSpec, type FieldType } from "./schema.js";
-import { DIMENSIONLESS, describeDim, dimDiv, dimEquals, dimMul, lookupUnit, unitNames, type Dim } from "./units.js";
+import { DIMENSIONLESS, describeDim, dimDiv, dimEquals, dimMul, formatQuantity, lookupUnit, unitNames, type Dim } from "./units.js";
 import { Instance, type Patch, type Value } from "./values.js";
 
 /** The deepest chain of references followed before giving up (FSM2016). */
@@ -76,7 +76,9 @@ export class Evaluator {
   readonly diagnostics: Diagnostic[] = [];
   private readonly stack: Frame[] = [];
   /** Frames of evaluations suspended by a {@link Deferral}: logically below {@link stack}. */
-  private suspended: readonly Frame[] = [];
+  private readonly suspended: Frame[] = [];
+  /** The fields of {@link suspended} and {@link stack}, to find a reference cycle quickly. */
+  private readonly active = new Map<Instance, Set<string>>();
   private readonly standalone = new Map<BlockEntry, Instance>();
   /** Instances made while evaluating, kept so that a resumed evaluation finds the same ones. */
   private readonly made = new WeakMap<object, Map<unknown, Instance>>();
@@ -202,23 +204,41 @@ export class Evaluator {
       if (this.stack.length >= STACK_SLICE) throw new Deferral(inst, name, [...this.stack]);
       return this.evaluateField(inst, name);
     }
-    // Each pending evaluation, with the frames it had when it was suspended.
+    // Each pending evaluation, with the frames it had when it was suspended; `suspended` holds
+    // the frames of all but the last, in order.
     const pending: { inst: Instance; field: string; frames: readonly Frame[] }[] = [{ inst, field: name, frames: [] }];
-    while (pending.length > 0) {
-      const top = pending[pending.length - 1]!;
-      this.suspended = pending.slice(0, -1).flatMap((p) => p.frames);
-      try {
-        if (top.inst.cache.get(top.field) === undefined) this.evaluateField(top.inst, top.field);
+    try {
+      while (pending.length > 0) {
+        const top = pending[pending.length - 1]!;
+        try {
+          if (top.inst.cache.get(top.field) === undefined) this.evaluateField(top.inst, top.field);
+        } catch (e) {
+          if (!(e instanceof Deferral)) throw e;
+          top.frames = e.frames;
+          for (const f of e.frames) {
+            this.suspended.push(f);
+            this.activate(f.inst, f.field, true);
+          }
+          pending.push({ inst: e.inst, field: e.field, frames: [] });
+          continue;
+        }
         pending.pop();
-      } catch (e) {
-        if (!(e instanceof Deferral)) throw e;
-        top.frames = e.frames;
-        pending.push({ inst: e.inst, field: e.field, frames: [] });
-      } finally {
-        this.suspended = [];
+        // The evaluation below resumes: its frames are on the stack again, not suspended.
+        const resumed = pending[pending.length - 1]?.frames ?? [];
+        for (const f of this.suspended.splice(this.suspended.length - resumed.length)) this.activate(f.inst, f.field, false);
       }
+    } finally {
+      for (const f of this.suspended) this.activate(f.inst, f.field, false);
+      this.suspended.length = 0;
     }
     return inst.cache.get(name) ?? null;
+  }
+
+  private activate(inst: Instance, field: string, on: boolean): void {
+    let set = this.active.get(inst);
+    if (!set) this.active.set(inst, (set = new Set()));
+    if (on) set.add(field);
+    else set.delete(field);
   }
 
   /** Tell the field being evaluated that it refers to a field whose longest chain of references is `refs`. */
@@ -232,21 +252,22 @@ export class Evaluator {
     if (!spec) return null;
     const written = inst.written(name);
     const span = written?.span ?? inst.anchor;
-    const logical = [...this.suspended, ...this.stack];
-    const at = logical.findIndex((s) => s.inst === inst && s.field === name);
-    if (at >= 0) {
-      const loop = logical.slice(at);
+    if (this.active.get(inst)?.has(name)) {
+      const logical = [...this.suspended, ...this.stack];
+      const loop = logical.slice(logical.findIndex((s) => s.inst === inst && s.field === name));
       this.report("FSM2007", loop[0]!.span, { cycle: [...loop.map((s) => `${s.inst.label}.${s.field}`), `${inst.label}.${name}`].join(" → ") });
       for (const s of loop) s.inst.cache.set(s.field, null);
       return null;
     }
     const frame: Frame = { inst, field: name, span, refs: 0 };
     this.stack.push(frame);
+    this.activate(inst, name, true);
     let value: Value | null;
     try {
       value = this.compute(inst, name, spec, written);
     } finally {
       this.stack.pop();
+      this.activate(inst, name, false);
     }
     // The limit is on the longest chain of references below the field, which does not depend on
     // where evaluation started: it is reported at the one field whose chain first exceeds it.
@@ -303,17 +324,26 @@ export class Evaluator {
     // A value the parser could not read is already reported (FSM1xxx): it is silently in error.
     if (e.kind === "error") return null;
     const where = fromDefault === undefined ? span : scope.anchor;
-    const dflt = (s: string) => (fromDefault === undefined ? s : `${s} (the default, ${fromDefault})`);
+    // A default is reported at the block, so the message names the block and how to give the
+    // field a value instead: `field 'heads' of attention of model 'm' … (the default, hidden /
+    // 128); write 'attention { heads = … }'`.
+    const of = fromDefault === undefined ? "" : ` of ${scope.label}`;
+    const nested = scope.parent !== undefined && !isBlockKind(scope.schema.kind);
+    const write = nested ? `${scope.schema.kind} { ${field} = … }` : `${field} = …`;
+    const dflt = (s: string) => (fromDefault === undefined ? s : `${s} (the default, ${fromDefault}); write '${write}'`);
+    const wrongSort = (expected: string) => this.report("FSM2103", where, { field, where: of, expected, actual: dflt(describeExpr(e)) });
     switch (type.t) {
       case "int":
       case "real": {
+        const want = type.t === "int" ? DIMENSIONLESS : type.dim;
+        // A whole value that is no number at all (a list, a string, a block, `every 2`).
+        if (!isArithmetic(e)) return wrongSort(type.t === "int" ? "an integer" : describeDim(want));
         const n = this.numeric(e, scope);
         if (!n) return null;
-        const want = type.t === "int" ? DIMENSIONLESS : type.dim;
         if (!dimEquals(n.dim, want)) {
-          return this.report("FSM2104", where, { field, expected: describeDim(want), actual: dflt(describeDim(n.dim).replace(/ \(.*\)$/, "")) });
+          return this.report("FSM2104", where, { field, where: of, expected: describeDim(want), actual: dflt(describeDim(n.dim).replace(/ \(.*\)$/, "")) });
         }
-        if (type.t === "int" && !Q.isInteger(n.q)) return this.report("FSM2102", where, { field, value: dflt(Q.format(n.q)) });
+        if (type.t === "int" && !Q.isInteger(n.q)) return this.report("FSM2102", where, { field, where: of, value: dflt(Q.format(n.q)) });
         const min = Q.parseLiteral(String(type.min));
         const c = Q.compare(n.q, min);
         const exclusive = type.t === "real" && type.minExclusive;
@@ -327,7 +357,8 @@ export class Evaluator {
                 : exclusive
                   ? "greater than 0"
                   : "at least 0";
-          return this.report("FSM2105", where, { field, range, value: dflt(Q.format(n.q)) });
+          const value = type.t === "int" ? Q.format(n.q) : formatQuantity(n.q, n.dim, fromDefault === undefined ? writtenUnit(e) : undefined);
+          return this.report("FSM2105", where, { field, where: of, range, value: dflt(value) });
         }
         return { k: "num", q: n.q, dim: n.dim };
       }
@@ -341,17 +372,18 @@ export class Evaluator {
           const v = e.path.length > 1 || this.inScope(e.path[0]!.text, scope) ? this.reference(e.path, scope) : undefined;
           if (v === null) return null;
           if (v && v.k === "name" && values.includes(v.name)) return v;
-          return this.report("FSM2106", where, { field, choices, value: text, hint: didYouMean(text, values) });
+          return this.report("FSM2106", where, { field, where: of, choices, value: text, hint: didYouMean(text, values) });
         }
-        return this.report("FSM2103", where, { field, expected: `one of ${choices}`, actual: describeExpr(e) });
+        return wrongSort(`one of ${choices}`);
       }
       case "string":
         if (e.kind === "string") return { k: "str", s: e.value };
-        return this.report("FSM2103", where, { field, expected: "a string", actual: describeExpr(e) });
+        return wrongSort("a string");
       case "ref":
         return this.blockRef(e, type.kinds, scope, field);
       case "degree":
         if (e.kind === "ref" && e.path.length === 1 && e.path[0]!.text === "auto" && !e.override && !e.argument) return { k: "name", name: "auto" };
+        if (!isArithmetic(e)) return wrongSort("auto or an integer");
         return this.typed(e, { t: "int", min: 1, max: 1024 }, scope, field, span, fromDefault);
       case "pipeline": {
         if (e.kind === "blockValue") {
@@ -361,6 +393,7 @@ export class Evaluator {
           const backward = this.field(inst, "backward");
           return forward && backward ? { k: "pipeline", forward, backward } : null;
         }
+        if (!isArithmetic(e)) return wrongSort("auto, an integer or a block { forward = …, backward = … }");
         const d = this.typed(e, { t: "degree" }, scope, field, span, fromDefault);
         return d ? { k: "pipeline", forward: d, backward: d } : null;
       }
@@ -457,9 +490,13 @@ export class Evaluator {
       for (const b of (head.span.file === STD_FILE ? this.std : this.blocks).keys()) names.add(b);
       return this.report("FSM2003", head.span, { name: head.text, hint: didYouMean(head.text, names) });
     }
-    for (const seg of path.slice(1)) {
+    for (const [i, seg] of path.entries()) {
+      if (i === 0) continue;
       if (value === null) return null;
-      if (value.k !== "inst") return this.report("FSM2015", seg.span, { name: describeValue(value), field: seg.text, hint: "" });
+      if (value.k !== "inst") {
+        const name = `'${path.slice(0, i).map((p) => p.text).join(".")}' (${describeValue(value)})`;
+        return this.report("FSM2015", seg.span, { name, field: seg.text, hint: "; only a block has fields" });
+      }
       const inst: Instance = value.inst;
       if (!inst.schema.fields[seg.text]) {
         return this.report("FSM2015", seg.span, { name: inst.label, field: seg.text, hint: didYouMean(seg.text, Object.keys(inst.schema.fields)) });
@@ -545,6 +582,44 @@ function cover(path: readonly A.Ident[]): Span {
   return { ...first, end: path[path.length - 1]!.span.end };
 }
 
+/** True for an expression that may evaluate to a number: a literal, arithmetic, or a name that may be a field. */
+function isArithmetic(e: A.Expr): boolean {
+  switch (e.kind) {
+    case "number":
+    case "paren":
+    case "negate":
+    case "binary":
+    case "error":
+      return true;
+    case "ref":
+      return !e.override && !e.argument;
+    case "string":
+    case "list":
+    case "blockValue":
+      return false;
+  }
+}
+
+/** The first unit written in an expression (`-1 us` → `us`), to show a value as it was written. */
+function writtenUnit(e: A.Expr): string | undefined {
+  switch (e.kind) {
+    case "number":
+      return e.unit?.text;
+    case "paren":
+      return writtenUnit(e.expr);
+    case "negate":
+      return writtenUnit(e.operand);
+    case "binary":
+      for (const o of e.operands) {
+        const u = writtenUnit(o);
+        if (u !== undefined) return u;
+      }
+      return undefined;
+    default:
+      return undefined;
+  }
+}
+
 /** What an expression is, in words, for "expects X, got Y". */
 export function describeExpr(e: A.Expr): string {
   switch (e.kind) {
@@ -552,8 +627,12 @@ export function describeExpr(e: A.Expr): string {
       return e.unit ? `the quantity ${e.text} ${e.unit.text}` : `the number ${e.text}`;
     case "string":
       return "a string";
-    case "ref":
-      return e.override ? "a block" : `the name '${e.path.map((p) => p.text).join(".")}'`;
+    case "ref": {
+      const name = e.path.map((p) => p.text).join(".");
+      if (e.override) return "a block";
+      if (e.argument) return `the phrase '${name} ${e.argument.kind === "number" ? e.argument.text : "…"}'`;
+      return `the name '${name}'`;
+    }
     case "list":
       return "a list";
     case "blockValue":
@@ -571,7 +650,7 @@ export function describeExpr(e: A.Expr): string {
 export function describeValue(v: Value): string {
   switch (v.k) {
     case "num":
-      return `the ${dimEquals(v.dim, DIMENSIONLESS) ? "number" : "quantity"} ${Q.format(v.q)}`;
+      return `the ${dimEquals(v.dim, DIMENSIONLESS) ? "number" : "quantity"} ${formatQuantity(v.q, v.dim)}`;
     case "str":
       return "a string";
     case "name":

@@ -1,9 +1,10 @@
 /**
  * How the checker reads files: the file system by default, or an in-memory map for tests and
- * for programs that embed the compiler. Imports resolve relative to the importing file.
+ * for programs that embed the compiler. A relative import resolves against the importing file's
+ * directory; an absolute one is used as it is.
  */
 import { readFileSync } from "node:fs";
-import { dirname, join, normalize, relative } from "node:path";
+import { dirname, isAbsolute, join, normalize, relative } from "node:path";
 
 /** File access for the checker. `read` throws an Error whose message says why it failed. */
 export interface CheckHost {
@@ -30,6 +31,8 @@ export const nodeHost: CheckHost = {
     }
   },
   resolve(from, spec) {
+    // An absolute import stays absolute; a relative one is shown relative to the working directory.
+    if (isAbsolute(spec)) return normalize(spec);
     const abs = join(dirname(from), spec);
     const rel = relative(process.cwd(), abs);
     return rel.startsWith("..") ? normalize(abs) : rel;
@@ -45,7 +48,7 @@ export function memoryHost(files: Readonly<Record<string, string>>): CheckHost {
       return text;
     },
     resolve(from, spec) {
-      return normalize(join(dirname(from), spec));
+      return isAbsolute(spec) ? normalize(spec) : normalize(join(dirname(from), spec));
     },
   };
 }

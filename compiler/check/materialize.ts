@@ -70,7 +70,12 @@ const MOE_KEYS = [
   "routerDtype", "normalize", "groups", "topkGroups", "routeScale", "biasUpdateRate", "routingDim", "slotsPerExpert",
 ] as const;
 
-function modelOf(r: Record<string, unknown>, kind: string): Model {
+/** A model or layer instance (evaluated without error) as Program data. */
+export function modelOf(ev: Evaluator, inst: Instance): Model {
+  return modelRecord(record(ev, inst), inst.schema.kind);
+}
+
+function modelRecord(r: Record<string, unknown>, kind: string): Model {
   if (kind === "layer") {
     const moe: Record<string, unknown> = { spans: r["spans"] };
     for (const k of MOE_KEYS) moe[k] = r[k];
@@ -96,18 +101,20 @@ function modelOf(r: Record<string, unknown>, kind: string): Model {
 }
 
 /**
- * A train job as Program data. `edp` defaults to world / (esp · ep), which a layout rule
- * checks is whole.
+ * A train job as Program data. `edp` defaults to world / (esp · ep), or NaN when that is not
+ * whole, which a layout rule reports (FSM3007).
  */
 export function trainJob(ev: Evaluator, inst: Instance, name: string, sweep: TrainJob["sweep"]): TrainJob {
   const r = record(ev, inst);
   const modelValue = ev.field(inst, "model");
   const modelInst = modelValue && modelValue.k === "inst" ? modelValue.inst : undefined;
-  const model = modelOf(r["model"] as Record<string, unknown>, modelInst?.schema.kind ?? "model");
+  const model = modelRecord(r["model"] as Record<string, unknown>, modelInst?.schema.kind ?? "model");
   const cluster = r["cluster"] as unknown as Cluster;
   const parallel = r["parallel"] as Record<string, unknown>;
-  const world = cluster.nodes * cluster.gpusPerNode;
-  const edp = (parallel["edp"] as number | null) ?? world / ((parallel["esp"] as number) * (parallel["ep"] as number));
+  // Exactly: the world and esp · ep can exceed 2⁵³, where a double quotient may round to a whole number.
+  const world = BigInt(cluster.nodes) * BigInt(cluster.gpusPerNode);
+  const group = BigInt(parallel["esp"] as number) * BigInt(parallel["ep"] as number);
+  const edp = (parallel["edp"] as number | null) ?? (world % group === 0n ? Number(world / group) : Number.NaN);
   return {
     ...(r as unknown as TrainJob),
     name,

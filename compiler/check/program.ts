@@ -44,19 +44,35 @@ export interface Cluster {
   readonly spans: Spans;
 }
 
-/** Attention of every layer. For `mla`, the lora ranks and per-head dimensions apply. */
-export interface Attention {
-  readonly kind: "mha" | "gqa" | "mla";
+/**
+ * Attention of every layer. `mha` and `gqa` have key/value heads of `headDim`; `mla` has the
+ * lora ranks and per-head dimensions instead (null where they do not apply).
+ */
+export type Attention = {
   readonly heads: number;
-  readonly kvHeads: number;
-  readonly headDim: number;
-  readonly qLoraRank: number | null;
-  readonly kvLoraRank: number | null;
-  readonly qkNopeDim: number | null;
-  readonly ropeDim: number | null;
-  readonly vHeadDim: number | null;
   readonly spans: Spans;
-}
+} & (
+  | {
+      readonly kind: "mha" | "gqa";
+      readonly kvHeads: number;
+      readonly headDim: number;
+      readonly qLoraRank: null;
+      readonly kvLoraRank: null;
+      readonly qkNopeDim: null;
+      readonly ropeDim: null;
+      readonly vHeadDim: null;
+    }
+  | {
+      readonly kind: "mla";
+      readonly kvHeads: null;
+      readonly headDim: null;
+      readonly qLoraRank: number;
+      readonly kvLoraRank: number;
+      readonly qkNopeDim: number;
+      readonly ropeDim: number;
+      readonly vHeadDim: number;
+    }
+);
 
 /** The dense FFN of non-MoE layers. */
 export interface Ffn {
@@ -121,7 +137,10 @@ export interface Parallel {
   readonly tp: number;
   readonly esp: number;
   readonly ep: number;
+  /** NaN when the default world / (esp · ep) is not whole (a layout error, FSM3007). */
   readonly edp: number;
+  /** The `parallel` block, or the train job when it has none: the span of every defaulted field. */
+  readonly span: Span;
   readonly spans: Spans;
 }
 

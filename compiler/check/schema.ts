@@ -43,6 +43,12 @@ export interface BlockSchema {
 /** The largest count: 2³¹ − 1 (LANGUAGE.md, "Ranges"). */
 export const MAX_COUNT = 2 ** 31 - 1;
 
+/**
+ * The most layers a model may have. Real models have fewer than a thousand; the bound keeps
+ * every per-layer structure the compiler builds (the MoE layer indices, the per-layer plan) small.
+ */
+export const MAX_LAYERS = 100_000;
+
 const count = (min = 1): FieldType => ({ t: "int", min, max: MAX_COUNT });
 const positive = (dim: Dim): FieldType => ({ t: "real", dim, min: 0, minExclusive: true });
 const nonNegative = (dim: Dim): FieldType => ({ t: "real", dim, min: 0, minExclusive: false });
@@ -86,13 +92,13 @@ const attentionSchema: BlockSchema = {
   fields: {
     kind: { type: { t: "enum", values: ["mha", "gqa", "mla"] }, default: "mha", doc: "Multi-head, grouped-query or multi-head latent attention." },
     heads: { type: count(), default: "hidden / 128", doc: "Attention heads (query heads)." },
-    kv_heads: { type: count(), default: "heads", doc: "Key/value heads (GQA)." },
-    head_dim: { type: count(), default: "hidden / heads", doc: "Dimension of one head." },
+    kv_heads: { type: count(), default: "heads", appliesTo: { field: "kind", values: ["mha", "gqa"] }, doc: "Key/value heads (GQA)." },
+    head_dim: { type: count(), default: "hidden / heads", appliesTo: { field: "kind", values: ["mha", "gqa"] }, doc: "Dimension of one head." },
     q_lora_rank: { type: count(), default: "hidden", appliesTo: { field: "kind", values: ["mla"] }, doc: "MLA query compression rank." },
     kv_lora_rank: { type: count(), default: "hidden / 4", appliesTo: { field: "kind", values: ["mla"] }, doc: "MLA key/value compression rank." },
-    qk_nope_dim: { type: count(), default: "head_dim", appliesTo: { field: "kind", values: ["mla"] }, doc: "MLA per-head query/key dimension without rotary part." },
-    rope_dim: { type: count(), default: "head_dim / 2", appliesTo: { field: "kind", values: ["mla"] }, doc: "MLA per-head rotary dimension." },
-    v_head_dim: { type: count(), default: "head_dim", appliesTo: { field: "kind", values: ["mla"] }, doc: "MLA per-head value dimension." },
+    qk_nope_dim: { type: count(), default: "hidden / heads", appliesTo: { field: "kind", values: ["mla"] }, doc: "MLA per-head query/key dimension without rotary part." },
+    rope_dim: { type: count(), default: "qk_nope_dim / 2", appliesTo: { field: "kind", values: ["mla"] }, doc: "MLA per-head rotary dimension." },
+    v_head_dim: { type: count(), default: "qk_nope_dim", appliesTo: { field: "kind", values: ["mla"] }, doc: "MLA per-head value dimension." },
   },
 };
 
@@ -156,7 +162,7 @@ export const schemas: Readonly<Record<BlockKind, BlockSchema>> = {
   model: {
     kind: "model",
     fields: {
-      layers: { type: count(), required: true, doc: "Transformer layers." },
+      layers: { type: { t: "int", min: 1, max: MAX_LAYERS }, required: true, doc: "Transformer layers (at most 100,000)." },
       hidden: { type: count(), required: true, doc: "Model (embedding) dimension." },
       vocab: { type: count(), doc: "Vocabulary size; without it, no embedding or LM head is counted." },
       attention: { type: { t: "block", schema: attentionSchema }, doc: "Attention of every layer." },

@@ -4,7 +4,7 @@
  * `TFLOP/s` is flop¹·s⁻¹; products and quotients of quantities combine exponents, sums need
  * equal dimensions. Every unit is stored in base units (bytes, seconds, FLOP): 1 b = 1/8 B.
  */
-import { rational, type Rational } from "./rational.js";
+import { compare, div, format, neg, rational, type Rational } from "./rational.js";
 
 /** Exponents of bytes, seconds and FLOP. */
 export type Dim = readonly [number, number, number];
@@ -85,4 +85,29 @@ export function describeDim(d: Dim): string {
     if (e !== 0) parts.push(e === 1 ? names[i]! : `${names[i]}^${e}`);
   });
   return `a quantity in ${parts.join("·")}`;
+}
+
+/** The units a quantity of each named dimension is shown in, smallest first. */
+const DISPLAY: readonly (readonly [Dim, readonly string[]])[] = [
+  [SIZE, ["B", "KB", "MB", "GB", "TB"]],
+  [RATE, ["B/s", "KB/s", "MB/s", "GB/s", "TB/s"]],
+  [TIME, ["ns", "us", "ms", "s"]],
+  [COMPUTE, ["GFLOP/s", "TFLOP/s", "PFLOP/s"]],
+];
+
+/**
+ * A quantity in words with a unit: in `unit` when it is given and of the quantity's dimension
+ * (the unit the user wrote), otherwise in the largest unit of the dimension in which it is at
+ * least 1 (`-5 GB/s`, `-1 us`, `0 s`). A plain number, or one of an unnamed dimension, is the
+ * number alone (in base units).
+ */
+export function formatQuantity(q: Rational, dim: Dim, unit?: string): string {
+  const written = unit === undefined ? undefined : units.get(unit);
+  if (written && dimEquals(written.dim, dim)) return `${format(div(q, written.factor))} ${unit}`;
+  const names = DISPLAY.find(([d]) => dimEquals(d, dim))?.[1];
+  if (!names) return format(q);
+  const magnitude = q.num < 0n ? neg(q) : q;
+  let chosen = q.num === 0n ? (names.find((n) => units.get(n)!.factor.num === 1n && units.get(n)!.factor.den === 1n) ?? names[0]!) : names[0]!;
+  for (const name of names) if (compare(magnitude, units.get(name)!.factor) >= 0) chosen = name;
+  return `${format(div(q, units.get(chosen)!.factor))} ${chosen}`;
 }

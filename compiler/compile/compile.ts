@@ -55,8 +55,10 @@ export interface CompileResult {
   readonly diagnostics: readonly Diagnostic[];
 }
 
-function gib(bytes: number): string {
-  return `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+/** Bytes in the largest binary unit that keeps the number at least 1 (so small devices read right). */
+export function formatBytes(bytes: number): string {
+  for (const [unit, f] of [["GiB", 2 ** 30], ["MiB", 2 ** 20], ["KiB", 2 ** 10]] as const) if (bytes >= f) return `${(bytes / f).toFixed(2)} ${unit}`;
+  return `${bytes} B`;
 }
 
 /** The expected sizes of the chunked collectives, for the verifier's shape check. */
@@ -108,8 +110,8 @@ export function compileJob(job: TrainJob, options: CompileOptions): CompileResul
   };
   const device = job.cluster.device;
   if (peakBytes > device.memory) {
-    const breakdown = `weights ${gib(fixed.weightBytes)}, optimizer states ${gib(fixed.optimizerBytes)}, gradients ${gib(memory.persistentBytes)}, activations and workspace ${gib(memory.arenaBytes)} (peak of the ${options.strategy} plan)`;
-    return { compiled, diagnostics: [diagnostic("FSM3011", job.cluster.device.span, { job: job.name, needed: gib(peakBytes), device: device.name, memory: gib(device.memory), breakdown }, [{ message: `job '${job.name}' is defined here`, span: at }])] };
+    const breakdown = `weights ${formatBytes(fixed.weightBytes)}, optimizer states ${formatBytes(fixed.optimizerBytes)}, gradients ${formatBytes(memory.persistentBytes)}, activations and workspace ${formatBytes(memory.arenaBytes)} (peak of the ${options.strategy} plan)`;
+    return { compiled, diagnostics: [diagnostic("FSM3011", job.cluster.device.span, { job: job.name, needed: formatBytes(peakBytes), device: device.name, memory: formatBytes(device.memory), breakdown }, [{ message: `job '${job.name}' is defined here`, span: at }])] };
   }
   return { compiled, diagnostics: [] };
 }

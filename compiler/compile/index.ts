@@ -12,7 +12,7 @@ import type { Plan } from "../plan/schema.js";
 import { STRATEGY_NAMES, type StrategyName, type StrategyOptions } from "../schedule/index.js";
 import { compileJob, type Compiled } from "./compile.js";
 
-export { compileJob, shapesOf, type Compiled, type CompileOptions, type CompileResult } from "./compile.js";
+export { compileJob, formatBytes, shapesOf, type Compiled, type CompileOptions, type CompileResult } from "./compile.js";
 
 /** One job compiled under its chosen strategy (and, when asked, under the others). */
 export interface JobResult {

@@ -19,7 +19,7 @@ export interface Message {
 /** The catalog, keyed by code. */
 export const messages = {
   // ── FSM1xxx: syntax ─────────────────────────────────────────────────────────────────────
-  FSM1001: { severity: "error", template: "invalid UTF-8 byte 0x{byte}", summary: "The file is not valid UTF-8." },
+  FSM1001: { severity: "error", template: "invalid UTF-8 {bytes}", summary: "The file is not valid UTF-8." },
   FSM1002: { severity: "error", template: "NUL character in source", summary: "The file contains a NUL (U+0000) character." },
   FSM1003: { severity: "error", template: "unexpected character '{char}'", summary: "A character that starts no token." },
   FSM1004: { severity: "error", template: "unterminated string: a string must end on its line", summary: "A string literal is not closed before the end of its line." },
@@ -46,17 +46,17 @@ export const messages = {
   FSM2011: { severity: "error", template: "'{field}' applies only to {applies}, not {actual}", summary: "A field that belongs to another router or variant." },
   FSM2012: { severity: "error", template: "sweep '{name}' expands to {count} jobs (the limit is {limit})", summary: "A sweep whose cartesian product is too large." },
   FSM2013: { severity: "error", template: "cannot vary '{path}': {reason}", summary: "A sweep `vary` path that names no field of the train job, its model or its cluster." },
-  FSM2014: { severity: "error", template: "'vary' values must be a non-empty list", summary: "A sweep `vary` entry that is not a list of values, or an empty one." },
+  FSM2014: { severity: "error", template: "'vary' {detail}", summary: "A sweep `vary` entry that is not a list of values or is an empty one, or a `vary` block with no entry." },
   FSM2016: { severity: "error", template: "references nest deeper than {limit} levels", summary: "A chain of field references longer than the checker follows." },
-  FSM2015: { severity: "error", template: "'{name}' has no field '{field}'{hint}", summary: "A dotted reference into a block that lacks the field." },
+  FSM2015: { severity: "error", template: "{name} has no field '{field}'{hint}", summary: "A dotted reference into a block that lacks the field." },
 
   // ── FSM21xx: values, units and expressions ──────────────────────────────────────────────
   FSM2101: { severity: "error", template: "unknown unit '{unit}'{hint}", summary: "A unit the language does not define." },
-  FSM2102: { severity: "error", template: "field '{field}' expects an integer, got {value}", summary: "A count that is not a whole number." },
-  FSM2103: { severity: "error", template: "field '{field}' expects {expected}, got {actual}", summary: "A value of the wrong sort (a number, a name, a string, a list, a block)." },
-  FSM2104: { severity: "error", template: "field '{field}' expects {expected}, got {actual}", summary: "A quantity of the wrong dimension (a rate where a time is needed)." },
-  FSM2105: { severity: "error", template: "field '{field}' must be {range}, got {value}", summary: "A value outside the field's range." },
-  FSM2106: { severity: "error", template: "field '{field}' expects one of {choices}, got '{value}'{hint}", summary: "A name that is not one of the field's choices." },
+  FSM2102: { severity: "error", template: "field '{field}'{where} expects an integer, got {value}", summary: "A count that is not a whole number." },
+  FSM2103: { severity: "error", template: "field '{field}'{where} expects {expected}, got {actual}", summary: "A value of the wrong sort (a number, a name, a string, a list, a block)." },
+  FSM2104: { severity: "error", template: "field '{field}'{where} expects {expected}, got {actual}", summary: "A quantity of the wrong dimension (a rate where a time is needed)." },
+  FSM2105: { severity: "error", template: "field '{field}'{where} must be {range}, got {value}", summary: "A value outside the field's range." },
+  FSM2106: { severity: "error", template: "field '{field}'{where} expects one of {choices}, got '{value}'{hint}", summary: "A name that is not one of the field's choices." },
   FSM2107: { severity: "error", template: "division by zero", summary: "An expression divides by zero." },
   FSM2108: { severity: "error", template: "cannot {op} {left} and {right}", summary: "Adding or subtracting quantities of different dimensions." },
   FSM2109: { severity: "error", template: "value is out of range: {detail}", summary: "An expression whose result is not a finite number of reasonable size." },
@@ -74,6 +74,7 @@ export const messages = {
   FSM3010: { severity: "error", template: "profile '{profile}' is malformed: {detail}", summary: "A profile file that is not valid JSON or does not follow the profile format." },
   FSM3011: { severity: "error", template: "job '{job}' needs {needed} per GPU but {device} has {memory}: {breakdown}", summary: "The plan's peak memory per GPU exceeds the device's memory." },
   FSM3008: { severity: "error", template: "router groups: {detail}", summary: "Group-limited routing whose groups do not fit the experts or top_k." },
+  FSM3012: { severity: "error", template: "the {router} router sends each token to {k} {experts}, but top_k = {topk}", summary: "A router that fixes the experts per token (switch: 1, gshard: 2) with another top_k." },
 
   // ── FSM4xxx: plan verification ──────────────────────────────────────────────────────────
   FSM4001: { severity: "error", template: "happens-before cycle{where}, the plan deadlocks: {cycle}", summary: "Program order on the streams and event waits form a cycle on one rank (e.g. a FIFO stream holding an op behind one that waits for it)." },
@@ -88,6 +89,7 @@ export const messages = {
   FSM4010: { severity: "error", template: "chunks of {what}{where} are numbered {found}; expected 0 … {last}, each once", summary: "A collective's pipeline chunks are missing, repeated, or numbered out of range." },
   FSM4011: { severity: "error", template: "malformed plan{where}: {detail}", summary: "An op refers to an op, buffer or group that does not exist, or two ops share an id." },
   FSM4012: { severity: "error", template: "group {group} (size {size}, stride {stride}) does not fit a world of {world} ranks: {detail}", summary: "A communicator whose members, by its stride and size, fall outside the world." },
+  FSM4013: { severity: "error", template: "{op}{where} reads bytes [{start}, {end}) of buffer {buffer} before anything has written them", summary: "A read of a transient buffer that no write happening before it covers (a consumer issued ahead of its producer, or a missing wait)." },
 } as const satisfies Record<string, Message>;
 
 /** A diagnostic code from the catalog. */

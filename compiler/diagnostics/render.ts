@@ -10,8 +10,13 @@ export type FileLookup = (name: string) => SourceFile | undefined;
 
 const TAB = "    ";
 
+/**
+ * A source line as shown in a snippet: tabs expanded, and every other control character shown
+ * as its Unicode control picture (NUL as ␀, DEL as ␡), one column wide, so that a raw NUL or
+ * escape never reaches the terminal and the caret still lines up.
+ */
 function expand(text: string): string {
-  return text.replace(/\t/g, TAB);
+  return text.replace(/[\u0000-\u001f\u007f]/g, (c) => (c === "\t" ? TAB : String.fromCharCode(c === "\u007f" ? 0x2421 : 0x2400 + c.charCodeAt(0))));
 }
 
 /** Width on screen of the first `columns - 1` code points of a line, with tabs expanded. */

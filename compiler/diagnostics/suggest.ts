@@ -27,22 +27,38 @@ export function editDistance(a: string, b: string, limit = Infinity): number {
 
 /**
  * The closest candidate to `name`, or undefined when none is close enough: at most a third of
- * the name's length in edits (at least one), ties broken by candidate order. A case-only
- * difference always counts as close.
+ * the name's length in edits (at least one). A case-only difference always counts as close (and
+ * the first such candidate wins). Other ties go to the candidate sharing the longer prefix with
+ * the name, then the longer suffix, then to the earlier candidate: `Gbit/s` suggests `Gb/s`
+ * rather than `GiB/s`.
  */
 export function closest(name: string, candidates: Iterable<string>): string | undefined {
   const limit = Math.max(1, Math.floor(name.length / 3));
   let best: string | undefined;
-  let bestDistance = Infinity;
+  let bestRank: readonly number[] = [];
   for (const c of candidates) {
     if (c === name) continue;
     const d = c.toLowerCase() === name.toLowerCase() ? 0.5 : editDistance(name, c, limit);
-    if (d <= limit && d < bestDistance) {
+    if (d > limit) continue;
+    // Case-only matches (`gb` for `GB` and `Gb`) keep the candidates' order.
+    const rank = d === 0.5 ? [d, 0, 0] : [d, -commonPrefix(name, c), -commonPrefix([...name].reverse().join(""), [...c].reverse().join(""))];
+    if (best === undefined || less(rank, bestRank)) {
       best = c;
-      bestDistance = d;
+      bestRank = rank;
     }
   }
   return best;
+}
+
+function commonPrefix(a: string, b: string): number {
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  return i;
+}
+
+function less(a: readonly number[], b: readonly number[]): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! < b[i]!;
+  return false;
 }
 
 /** The ` (did you mean 'x'?)` suffix for a message, or "" when nothing is close. */

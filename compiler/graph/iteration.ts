@@ -157,12 +157,13 @@ export function buildIteration(w: Workload, schedule: Schedule, pricer: Pricer):
   for (let mb = 0; mb < job.microBatches; mb++) {
     const last = mb === job.microBatches - 1;
     // ── forward
-    let x: Flow = { op: -1, buffer: b.buffer(`mb${mb}.tokens`, localTokens * 4) };
-    const embedded = b.buffer(`mb${mb}.embedded`, tokenBytes);
+    // The iteration's inputs are loaded before it runs: persistent, like the weights.
+    let x: Flow = { op: -1, buffer: b.buffer(`mb${mb}.tokens`, localTokens * 4, true) };
     if (w.head) {
+      const embedded = b.buffer(`mb${mb}.embedded`, tokenBytes);
       x = { op: op({ kind: "embed", stream: "compute", layer: -1, dir: "fwd", microBatch: mb, chunk: -1, role: "embedding", deps: [], accesses: [acc(x.buffer, localTokens * 4, false), acc(embedded, tokenBytes, true)], elements: w.head.embedElements, macs: 0 }), buffer: embedded };
     } else {
-      x = { op: -1, buffer: embedded };
+      x = { op: -1, buffer: b.buffer(`mb${mb}.input`, tokenBytes, true) };
     }
     const states: LayerState[] = [];
     for (let l = 0; l <= lastLayer; l++) {
@@ -180,7 +181,7 @@ export function buildIteration(w: Workload, schedule: Schedule, pricer: Pricer):
       const lossBwd = op({ kind: "loss", stream: "compute", layer: -1, dir: "bwd", microBatch: mb, chunk: -1, role: "loss", deps: [loss], accesses: [acc(gLogits, fullBytes, true)], elements: w.head.lossElements, macs: 0 });
       g = denseBwd(-1, mb, "lm_head", w.head.lmHead, { op: lossBwd, buffer: gLogits }, h.saved, -1, acc(headGrad, w.head.lmHead.params * bytes, true), "lm_head");
     } else {
-      g = { op: -1, buffer: b.buffer(`mb${mb}.grad_out`, tokenBytes) };
+      g = { op: -1, buffer: b.buffer(`mb${mb}.grad_out`, tokenBytes, true) };
     }
     // ── backward of the layers
     for (let l = lastLayer; l >= 0; l--) {

@@ -112,9 +112,12 @@ function searched(w: Workload, pricer: Pricer, candidates: Candidate[]): { layer
     const options = windows.map((win, j) => ({ win, j })).filter(({ win, j }) => j > after && win.kind === "moe").slice(0, CARRY_CANDIDATES);
     let best: { layer: number; extra: number } | null = null;
     for (const { win } of options) {
-      const before = bestBlock("bwd", fixed.backward, load(win.layer)).T;
-      const afterT = bestBlock("bwd", fixed.backward, [...load(win.layer), part]).T;
-      if (best === null || afterT - before < best.extra) best = { layer: win.layer, extra: afterT - before };
+      // The marginal cost at the layer's current best degree and order; the layer's final
+      // degree and order are searched again under its whole load below.
+      const current = bestBlock("bwd", fixed.backward, load(win.layer));
+      const elements = load(win.layer).reduce((n, p) => n + p.elements, 0) + part.elements;
+      const afterT = fastBlockTime(w, pricer, "bwd", current.style, current.r, padCapacity(w.shape.capacity0, current.r), elements);
+      if (best === null || afterT - current.T < best.extra) best = { layer: win.layer, extra: afterT - current.T };
     }
     const exposed = line.alpha + line.beta * part.elements;
     if (best === null || best.extra >= exposed) tail.push(part);

@@ -6,7 +6,7 @@
  */
 import type { Op, RankPrograms, TaskGraph } from "../graph/types.js";
 import { DEFAULT_MAX_ISSUES, type RankContext, type VerifyOptions } from "./check.js";
-import { rankChecks } from "./checks.js";
+import { consequenceChecks, rankChecks } from "./checks.js";
 import { collectiveOrderIssues } from "./collectiveOrder.js";
 import { collectiveSequences } from "./communicators.js";
 import { deadlockIssues } from "./deadlock.js";
@@ -30,6 +30,12 @@ function runRankChecks(
     options,
   };
   return rankChecks.flatMap((c) => c.check(ctx));
+}
+
+/** The consequence checks of one sequence (see checks.ts), for a plan otherwise clean. */
+function runConsequenceChecks(ops: readonly Op[], hb: HappensBefore, plan: Pick<TaskGraph, "buffers" | "groups">, where: Where, options: VerifyOptions): VerifyIssue[] {
+  const ctx: RankContext = { ops, hb, buffers: new Map(plan.buffers.map((b) => [b.id, b])), groups: new Map(plan.groups.map((g) => [g.name, g])), where, options };
+  return consequenceChecks.flatMap((c) => c.check(ctx));
 }
 
 /**
@@ -56,6 +62,9 @@ export function verify(programs: RankPrograms, options: VerifyOptions = {}): Ver
   const sequences = collectiveSequences(programs);
   issues.push(...groupFitIssues(programs), ...missingMemberIssues(programs, sequences), ...collectiveOrderIssues(programs, sequences));
   if (!issues.some((i) => i.code === "FSM4001")) issues.push(...deadlockIssues(programs, orders, sequences));
+  if (issues.length === 0) {
+    for (const [ops, ranks] of sharing) issues.push(...runConsequenceChecks(ops, orders.get(ranks[0]!)!, programs, { rank: ranks[0]!, sharedWith: ranks.length - 1 }, options));
+  }
   return issues.slice(0, options.maxIssues ?? DEFAULT_MAX_ISSUES);
 }
 
@@ -68,5 +77,7 @@ export function verify(programs: RankPrograms, options: VerifyOptions = {}): Ver
  */
 export function verifyGraph(graph: TaskGraph, options: VerifyOptions = {}): VerifyIssue[] {
   const hb = happensBefore(graph.ops);
-  return runRankChecks(graph.ops, hb, graph, {}, options).slice(0, options.maxIssues ?? DEFAULT_MAX_ISSUES);
+  const issues = runRankChecks(graph.ops, hb, graph, {}, options);
+  if (issues.length === 0) issues.push(...runConsequenceChecks(graph.ops, hb, graph, {}, options));
+  return issues.slice(0, options.maxIssues ?? DEFAULT_MAX_ISSUES);
 }

@@ -1,9 +1,10 @@
 import { diagnostic } from "../../diagnostics/diagnostic.js";
-import type { Rule } from "./rule.js";
+import type { JobRule } from "./rule.js";
 
 /** The routed experts spread evenly over the expert-parallel group. FSM3002. */
-export const expertsDivideRule: Rule = {
+export const expertsDivideRule: JobRule = {
   name: "expertsDivide",
+  scope: "job",
   summary: "experts is a multiple of ep.",
   check(job) {
     const { experts } = job.model.moe;

@@ -85,6 +85,14 @@ describe("layoutProductRule", () => {
     expect(diagnose(src)).toEqual([`FSM3007 ${at(src, "esp = 1", 6)} edp = 8 / (esp · ep) = 8 / (1 · 3) is not a whole number`]);
   });
 
+  it("divides the world exactly, beyond 2^53", () => {
+    // (2^31 − 1)² GPUs is odd, so ep = 2 leaves a fraction; in doubles the world rounds to an even number.
+    const src = job(2147483647, 2147483647, "parallel { tp = 1, esp = 1, ep = 2 }");
+    expect(diagnose(src)).toEqual([
+      `FSM3007 ${at(src, "esp = 1", 6)} edp = 4611686014132420609 / (esp · ep) = 4611686014132420609 / (1 · 2) is not a whole number`,
+    ]);
+  });
+
   it("points at the parallel block when esp itself is defaulted", () => {
     const src = job(1, 8, "parallel { ep = 16 }");
     expect(diagnose(src)).toEqual([`FSM3007 ${at(src, "parallel")} edp = 8 / (esp · ep) = 8 / (8 · 16) is not a whole number`]);

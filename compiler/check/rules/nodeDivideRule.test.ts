@@ -75,6 +75,11 @@ describe("nodeDivideRule", () => {
     ]);
   });
 
+  it("reports only esp when tp is not written and so is esp (its default)", () => {
+    const src = job(3, 8, "parallel { esp = 3, ep = 8 }");
+    expect(diagnose(src)).toEqual([`FSM3003 ${at(src, "esp = 3", 6)} esp = 3 must divide gpus_per_node = 8`]);
+  });
+
   it("reports a tp larger than the node", () => {
     const src = job(2, 4, "parallel { tp = 8, esp = 4, ep = 2 }");
     expect(diagnose(src)).toEqual([`FSM3003 ${at(src, "tp = 8", 5)} tp = 8 must divide gpus_per_node = 4`]);

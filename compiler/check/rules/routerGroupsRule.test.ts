@@ -87,8 +87,49 @@ describe("routerGroupsRule", () => {
   });
 
   it("does not apply to routers without groups", () => {
-    for (const router of ["gshard", "switch", "xmoe", "softmoe", "expert_choice"]) {
-      expect(diagnose(job(1, `router = ${router}`))).toEqual([]);
+    // gshard routes each token to 2 experts, switch to 1 (FSM3012 otherwise).
+    for (const [router, topK] of [["gshard", 2], ["switch", 1], ["xmoe", 1], ["softmoe", 1], ["expert_choice", 1]] as const) {
+      expect(diagnose(job(topK, `router = ${router}`))).toEqual([]);
     }
+  });
+
+  it("leaves top_k larger than the experts of all groups to FSM3005 when routing is not group-limited", () => {
+    // With groups = topk_groups every expert is usable: the condition is top_k ≤ experts, FSM3005's.
+    const src = job(9, "");
+    expect(diagnose(src)).toEqual([`FSM3005 ${at(src, "top_k         = 9", 16)} top_k = 9 is larger than experts = 8`]);
+    expect(diagnose(job(9, "groups = 4")).map((d) => d.slice(0, 7))).toEqual(["FSM3005"]);
+  });
+
+  it("compares the experts of the usable groups with top_k exactly", () => {
+    // 1073741790 of 1073741792 groups of 2 experts hold 2147483580 experts, exactly top_k; in
+    // doubles 1073741790 · 2147483584 / 1073741792 is 2147483579.9999998.
+    const src = job(1, "groups = 1073741792, topk_groups = 1073741790")
+      .replace("experts       = 8", "experts       = 2147483584")
+      .replace("top_k         = 1", "top_k         = 2147483580");
+    expect(diagnose(src)).toEqual([]);
+  });
+});
+
+describe("model rules on a model or layer that no train job uses", () => {
+  const layer = (fields: string) => `layer l {\n  hidden        = 64\n  experts       = 8\n  expert_hidden = 64\n${fields}}\n`;
+
+  it("checks the router groups", () => {
+    const src = layer("  top_k         = 3\n  router        = sigmoid\n  groups        = 4\n  topk_groups   = 1\n");
+    expect(diagnose(src)).toEqual([`FSM3008 ${at(src, "topk_groups   = 1", 16)} router groups: 1 of 4 groups hold 2 experts, fewer than top_k = 3`]);
+  });
+
+  it("checks top_k against the experts and the router", () => {
+    const src = layer("  top_k         = 9\n");
+    expect(diagnose(src)).toEqual([`FSM3005 ${at(src, "top_k         = 9", 16)} top_k = 9 is larger than experts = 8`]);
+  });
+
+  it("checks moe_layers of a model", () => {
+    const src = "model m {\n  layers     = 2\n  hidden     = 128\n  moe { experts = 8, top_k = 2, expert_hidden = 64 }\n  moe_layers = [0, 2]\n}\n";
+    expect(diagnose(src)).toEqual([`FSM3006 ${at(src, "[0, 2]")} moe_layers names layer 2, but the model has layers 0 … 1`]);
+  });
+
+  it("reports a problem once when a train job uses the model as it is", () => {
+    const src = job(9, "");
+    expect(diagnose(src).filter((d) => d.startsWith("FSM3005"))).toHaveLength(1);
   });
 });

@@ -1,7 +1,7 @@
 /**
  * shardsDivideRule: dimensions split over a group split evenly (FSM3004): expert_hidden and
- * shared_hidden over esp, heads and the dense FFN over tp, heads over kv_heads, and the tokens of
- * a micro-batch (micro_batch · seq_len) over tp.
+ * shared_hidden over esp, heads and the dense FFN over tp, and the tokens of a micro-batch
+ * (micro_batch · seq_len) over tp; and headsDivideRule: heads over kv_heads (also FSM3004).
  */
 import { describe, expect, it } from "vitest";
 import { check } from "../check.js";
@@ -101,6 +101,12 @@ describe("shardsDivideRule", () => {
   it("reports micro_batch · seq_len not divisible by tp, at micro_batch", () => {
     const src = job({ microBatch: 1, seqLen: 1020 });
     expect(diagnose(src)).toEqual([`FSM3004 ${at(src, "micro_batch = 1", 14)} micro_batch · seq_len = 1020 is not divisible by tp = 8`]);
+  });
+
+  it("multiplies micro_batch · seq_len exactly, beyond 2^53", () => {
+    // (2^31 − 1)² is odd; as a double it rounds to 2^62 − 2^32, which 8 divides.
+    const src = job({ microBatch: 2147483647, seqLen: 2147483647 });
+    expect(diagnose(src)).toEqual([`FSM3004 ${at(src, "micro_batch = 2147483647", 14)} micro_batch · seq_len = 4611686014132420609 is not divisible by tp = 8`]);
   });
 
   it("accepts tokens that divide by tp only together (micro_batch 4 · seq_len 2 over tp 8)", () => {

@@ -1,0 +1,243 @@
+/**
+ * `fsmoec run FILE --backend host [--verify] [--schedule S] [--iterations N] [--shrink]
+ * [--trace FILE]` (ARCHITECTURE.md, "The CLI" and "Runtime"): compile a job (or read a
+ * plan.json), replay it on the native host runtime, and with --verify judge it against the
+ * unscheduled reference. A thin shell over runtime/replay. Exit codes: 0 ok; 1 errors in the
+ * input (diagnostics, or a plan the runtime rejects before running it); 2 usage; 3 a runtime
+ * failure (the addon is not built, a collective timed out, verification failed, a file could
+ * not be written). The replay runs off the event loop, so the command finishes asynchronously
+ * and also sets process.exitCode when it is done.
+ */
+import { readFileSync } from "node:fs";
+import { Command, Option } from "commander";
+import { check } from "../compiler/check/check.js";
+import type { TrainJob } from "../compiler/check/program.js";
+import { programText } from "../compiler/compile/index.js";
+import { hasErrors, sortDiagnostics } from "../compiler/diagnostics/diagnostic.js";
+import { renderText } from "../compiler/diagnostics/render.js";
+import type { Plan } from "../compiler/plan/schema.js";
+import { STRATEGY_NAMES, type StrategyName } from "../compiler/schedule/index.js";
+import { chromeTrace, loadAddon, planFor, routerOptions, shrink, TOLERANCE, verify, replay, type Comparison, type RouterOptions } from "../runtime/replay/index.js";
+import type { Io } from "./compile.js";
+import { Exit } from "./exit.js";
+import { writeFileAtomic } from "./io.js";
+
+interface RunFlags {
+  readonly backend: string;
+  readonly verify?: boolean;
+  readonly schedule?: string;
+  readonly job?: string;
+  readonly iterations: string;
+  readonly shrink?: boolean;
+  readonly trace?: string;
+  readonly timeout: string;
+  readonly format: string;
+}
+
+/** What the command settles on before running: the plan and the router fields it needs. */
+interface Prepared {
+  readonly plan: Plan;
+  readonly text: string;
+  readonly router?: RouterOptions;
+  readonly notes: readonly string[];
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Register `run` on the CLI. */
+export function registerRunCommands(cli: Command, io: Io, setExit: (code: number) => void, version: string): void {
+  cli
+    .command("run <file>")
+    .description("replay a job's plan on a backend (host: real fp32 math); --verify compares it with the unscheduled reference")
+    .addOption(new Option("--backend <backend>", "where to run").choices(["host", "cuda"]).default("host"))
+    .option("--verify", "compare outputs, loss, every gradient and the routing with the reference (tolerance 1e-5)")
+    .addOption(new Option("--schedule <strategy>", "override the file's schedule").choices([...STRATEGY_NAMES]))
+    .option("--job <name>", "the train job to run (needed when the file has several)")
+    .option("--iterations <n>", "iterations to run and time", "1")
+    .option("--shrink", "scale the job to host size, keeping its structure (at most 8 ranks, hidden at most 256, fp32)")
+    .option("--trace <file>", "write a Chrome trace of the last iteration")
+    .option("--timeout <ms>", "how long a collective may wait for its peers", "10000")
+    .addOption(new Option("--format <format>", "how to report").choices(["text", "json"]).default("text"))
+    .action(async (file: string, flags: RunFlags) => {
+      const finish = (code: number) => {
+        setExit(code);
+        if (code !== Exit.ok) process.exitCode = code;
+      };
+      try {
+        finish(await runCommand(file, flags, io, version));
+      } catch (e) {
+        io.err(`fsmoec: internal error: ${(e as Error).message}\n`);
+        finish(Exit.runtime);
+      }
+    });
+}
+
+async function runCommand(file: string, flags: RunFlags, io: Io, version: string): Promise<number> {
+  const iterations = Number(flags.iterations);
+  const timeoutMs = Number(flags.timeout);
+  if (!Number.isInteger(iterations) || iterations < 1 || iterations > 100_000) {
+    io.err(`fsmoec: error: --iterations expects a whole number from 1 to 100000, got '${flags.iterations}'\n`);
+    return Exit.usage;
+  }
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1) {
+    io.err(`fsmoec: error: --timeout expects milliseconds, got '${flags.timeout}'\n`);
+    return Exit.usage;
+  }
+  if (flags.backend !== "host") {
+    io.err(`fsmoec: error: the ${flags.backend} backend is not built yet; use --backend host\n`);
+    return Exit.runtime;
+  }
+  const loaded = loadAddon();
+  if (!loaded.addon) {
+    io.err(`fsmoec: error: ${loaded.error}\n`);
+    return Exit.runtime;
+  }
+  const prepared = prepare(file, flags, io, version);
+  if (typeof prepared === "number") return prepared;
+  const { plan, text, router } = prepared;
+  const valid = loaded.addon.validate(text, JSON.stringify({ ...(router && { router }) }));
+  if (!valid.ok) {
+    io.err(`${file}: error: the host backend rejects this plan: ${valid.error}\n`);
+    return Exit.inputErrors;
+  }
+  const options = { iterations, timeoutMs, ...(router && { router }) };
+  const json: Record<string, unknown> = { job: plan.job.name, strategy: plan.strategy, backend: "host", ranks: plan.job.cluster.nodes * plan.job.cluster.gpusPerNode, ops: plan.ops.length, shrink: prepared.notes };
+  let ranks;
+  let iterationUs: readonly number[];
+  let comparison: Comparison | undefined;
+  if (flags.verify) {
+    const v = await verify(text, options);
+    if ("error" in v) {
+      io.err(`fsmoec: error: ${v.error}\n`);
+      return Exit.runtime;
+    }
+    ranks = v.replay.ranks;
+    iterationUs = v.replay.iterationUs;
+    comparison = v.comparison;
+  } else {
+    const r = await replay(text, options);
+    if (!r.ok) {
+      io.err(`fsmoec: error: ${r.error}\n`);
+      return Exit.runtime;
+    }
+    ranks = r.ranks;
+    iterationUs = r.iterationUs;
+  }
+  const measured = median(iterationUs);
+  json.iterationUs = iterationUs;
+  json.medianIterationUs = measured;
+  json.predictedIterationUs = plan.predicted.iterationUs;
+  json.loss = ranks.reduce((s, r) => s + r.loss, 0);
+  if (flags.format === "text") {
+    io.out(`run ${plan.job.name} (${plan.strategy}) on the host backend: ${json.ranks} ranks, ${plan.ops.length} ops per rank, ${plan.job.microBatches} micro-batch${plan.job.microBatches === 1 ? "" : "es"}\n`);
+    for (const n of prepared.notes) io.out(`  shrunk: ${n}\n`);
+    io.out(`  ${iterations} iteration${iterations === 1 ? "" : "s"}: ${(measured / 1000).toFixed(3)} ms per iteration (median), predicted ${(plan.predicted.iterationUs / 1000).toFixed(3)} ms for ${plan.job.cluster.name}; loss ${Number(json.loss).toPrecision(8)}\n`);
+  }
+  if (flags.trace) {
+    try {
+      writeFileAtomic(flags.trace, JSON.stringify(chromeTrace(plan, ranks)) + "\n");
+      if (flags.format === "text") io.err(`wrote ${flags.trace}\n`);
+    } catch (e) {
+      io.err(`fsmoec: error: cannot write ${flags.trace}: ${(e as Error).message}\n`);
+      return Exit.runtime;
+    }
+  }
+  if (comparison) {
+    json.verify = verifyJson(comparison);
+    if (flags.format === "text") printVerify(comparison, io);
+  }
+  if (flags.format === "json") io.out(JSON.stringify(json, null, 2) + "\n");
+  return comparison && !comparison.ok ? Exit.runtime : Exit.ok;
+}
+
+/** Compile the job (shrunk if asked) or read the plan file. A number is the exit code of a failure already reported. */
+function prepare(file: string, flags: RunFlags, io: Io, version: string): Prepared | number {
+  if (file.endsWith(".json")) {
+    if (flags.shrink) {
+      io.err(`fsmoec: error: --shrink needs a .moe file (a plan's shapes are fixed)\n`);
+      return Exit.usage;
+    }
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (e) {
+      io.err(`${file}: error: cannot read: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}\n`);
+      return Exit.inputErrors;
+    }
+    let plan: Plan;
+    try {
+      plan = JSON.parse(text) as Plan;
+    } catch {
+      // The native loader says where the JSON breaks.
+      const v = loadAddon().addon!.validate(text);
+      io.err(`${file}: error: the host backend rejects this plan: ${v.error ?? "malformed JSON"}\n`);
+      return Exit.inputErrors;
+    }
+    const v = loadAddon().addon!.validate(text);
+    if (!v.ok) {
+      io.err(`${file}: error: the host backend rejects this plan: ${v.error}\n`);
+      return Exit.inputErrors;
+    }
+    return { plan, text, notes: [] };
+  }
+  const r = check(file);
+  if (hasErrors(r.diagnostics)) {
+    io.err(renderText(sortDiagnostics([...r.diagnostics]), (n) => r.sources.get(n)));
+    return Exit.inputErrors;
+  }
+  const jobs = r.program.jobs.filter((j) => flags.job === undefined || j.name === flags.job);
+  if (jobs.length !== 1) {
+    io.err(
+      flags.job !== undefined
+        ? `fsmoec: error: no train job named '${flags.job}' in ${file}\n`
+        : `fsmoec: error: ${file} has ${jobs.length} train jobs; run needs exactly one (use --job NAME: ${r.program.jobs.map((j) => j.name).slice(0, 8).join(", ")})\n`,
+    );
+    return Exit.usage;
+  }
+  let job: TrainJob = jobs[0]!;
+  let notes: readonly string[] = [];
+  if (flags.shrink) {
+    const s = shrink(job);
+    job = s.job;
+    notes = s.notes;
+  }
+  const strategy = (flags.schedule ?? job.schedule) as StrategyName;
+  const { plan, diagnostics } = planFor(job, strategy, version, r.program.files[0] ?? file, programText(r));
+  if (!plan) {
+    io.err(renderText(sortDiagnostics([...diagnostics]), (n) => r.sources.get(n)));
+    if (!flags.shrink && job.model.dtype !== "fp32") io.err(`fsmoec: note: the host backend runs fp32 jobs; --shrink scales a job to host size in fp32\n`);
+    return Exit.inputErrors;
+  }
+  return { plan, text: JSON.stringify(plan), router: routerOptions(job), notes };
+}
+
+function verifyJson(c: Comparison): object {
+  return {
+    ok: c.ok,
+    tolerance: c.tolerance,
+    maxRelError: c.maxRelError,
+    loss: c.loss,
+    missing: c.missing,
+    tensors: c.tensors.map((t) => ({ rank: t.rank, name: t.name, relError: t.relError, ok: t.ok })),
+    routing: c.routing,
+  };
+}
+
+function printVerify(c: Comparison, io: Io): void {
+  const decisions = c.routing.reduce((n, r) => n + r.decisions, 0);
+  const mismatched = c.routing.reduce((n, r) => n + r.mismatches, 0);
+  const ranks = new Set(c.tensors.map((t) => t.rank)).size;
+  io.out(
+    `verify: ${c.ok ? "PASS" : "FAIL"} — ${c.tensors.length} tensors on ${ranks} rank${ranks === 1 ? "" : "s"}, max ‖x − ref‖/‖ref‖ = ${c.maxRelError.toExponential(2)} (tolerance ${TOLERANCE.toExponential(0)}); ` +
+      `routing ${mismatched === 0 ? "identical" : `DIFFERS in ${mismatched}`} (${decisions} decisions); loss ${c.loss.replay.toPrecision(8)} vs ${c.loss.reference.toPrecision(8)}${c.loss.ok ? "" : " (DIFFERS)"}\n`,
+  );
+  const byName = new Map<string, number>();
+  for (const t of c.tensors) byName.set(t.name, Math.max(byName.get(t.name) ?? 0, t.relError));
+  const width = Math.max(0, ...[...byName.keys()].map((n) => n.length));
+  for (const [name, e] of byName) io.out(`  ${name.padEnd(width)}  ${e.toExponential(2)}${e <= c.tolerance ? "" : "  FAIL"}\n`);
+  for (const m of c.missing) io.out(`  missing: ${m}\n`);
+}

@@ -1,0 +1,278 @@
+// The Node-API binding of the host runtime (node-addon-api, NAPI 8). Plans arrive as JSON text
+// and are loaded and validated in C++ before anything runs; runs happen on an AsyncWorker so the
+// event loop is never blocked. No C++ exception crosses this boundary: failures come back as
+// { ok: false, error } objects, and bad arguments as JS TypeErrors.
+#include <napi.h>
+
+#include <cmath>
+#include <thread>
+
+#include "executor.h"
+#include "json.h"
+#include "model.h"
+#include "plan.h"
+
+namespace {
+
+using namespace fsmoe;
+
+/** Options of validate/run/reference, parsed from JSON: { iterations, timeoutMs, emptyKernels, spinUs, skip, router, limits }. */
+struct Options {
+  RunOptions run;
+  bool hasRouter = false;
+  RouterOptions router;
+  Limits limits;
+};
+
+bool parseOptions(const std::string& text, Options& o, std::string& error) {
+  if (text.empty()) return true;
+  Json root;
+  std::string err;
+  if (!parseJson(text.data(), text.size(), root, err)) return error = "options: malformed JSON: " + err, false;
+  if (!root.isObject()) return error = "options: expected an object", false;
+  auto integer = [&](const Json* v, const char* name, int64_t lo, int64_t hi, int64_t& out) {
+    if (!v) return true;
+    if (!v->isNumber() || std::floor(v->number) != v->number || v->number < lo || v->number > hi)
+      return error = std::string("options.") + name + ": expected an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]", false;
+    out = int64_t(v->number);
+    return true;
+  };
+  int64_t iterations = o.run.iterations, spin = o.run.spinUs, world = o.limits.maxWorld;
+  if (!integer(root.get("iterations"), "iterations", 1, 100000, iterations) || !integer(root.get("timeoutMs"), "timeoutMs", 1, 86400000, o.run.timeoutMs) ||
+      !integer(root.get("spinUs"), "spinUs", -1, 1000000, spin) || !integer(root.get("maxWorld"), "maxWorld", 1, 64, world) ||
+      !integer(root.get("maxArenaBytes"), "maxArenaBytes", 0, int64_t(1) << 40, o.limits.maxArenaBytes) ||
+      !integer(root.get("maxTotalBytes"), "maxTotalBytes", 0, int64_t(1) << 42, o.limits.maxTotalBytes))
+    return false;
+  o.run.iterations = int(iterations);
+  o.run.spinUs = int(spin);
+  o.limits.maxWorld = int(world);
+  if (const Json* e = root.get("emptyKernels")) {
+    if (!e->isBool()) return error = "options.emptyKernels: expected true or false", false;
+    o.run.emptyKernels = e->boolean;
+  }
+  if (const Json* s = root.get("skip")) {
+    if (!s->isArray()) return error = "options.skip: expected an array of { rank, op }", false;
+    for (const Json& f : s->array) {
+      int64_t rank = -1, op = -1;
+      if (!f.isObject() || !integer(f.get("rank"), "skip.rank", 0, 1 << 20, rank) || !integer(f.get("op"), "skip.op", 0, int64_t(1) << 40, op) || rank < 0 || op < 0)
+        return error.empty() ? (error = "options.skip: expected { rank, op }", false) : false;
+      o.run.skip.emplace_back(int(rank), int(op));
+    }
+  }
+  if (const Json* r = root.get("router")) {
+    if (!r->isObject()) return error = "options.router: expected an object", false;
+    o.hasRouter = true;
+    int64_t groups = 1, topk = 0;
+    if (!integer(r->get("groups"), "router.groups", 1, 1 << 20, groups) || !integer(r->get("topkGroups"), "router.topkGroups", 0, 1 << 20, topk)) return false;
+    o.router.groups = int(groups);
+    o.router.topkGroups = int(topk);
+    if (const Json* n = r->get("normalize")) {
+      if (!n->isBool()) return error = "options.router.normalize: expected true or false", false;
+      o.router.normalize = n->boolean;
+    }
+    if (const Json* s = r->get("routeScale")) {
+      if (!s->isNumber()) return error = "options.router.routeScale: expected a number", false;
+      o.router.routeScale = s->number;
+    }
+  }
+  return true;
+}
+
+bool load(const std::string& planText, const std::string& optionsText, Plan& plan, Options& o, std::string& error) {
+  if (!parseOptions(optionsText, o, error)) return false;
+  return loadPlan(planText.data(), planText.size(), o.hasRouter ? &o.router : nullptr, o.limits, plan, error);
+}
+
+bool stringArg(const Napi::CallbackInfo& info, std::size_t i, std::string& out, bool optional) {
+  if (info.Length() <= i || info[i].IsUndefined() || info[i].IsNull()) {
+    if (optional) return true;
+  } else if (info[i].IsString()) {
+    out = info[i].As<Napi::String>().Utf8Value();
+    return true;
+  }
+  Napi::TypeError::New(info.Env(), "argument " + std::to_string(i + 1) + " must be a string (JSON text)").ThrowAsJavaScriptException();
+  return false;
+}
+
+Napi::Object toJs(Napi::Env env, const RunResult& r, const Plan* plan) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("ok", Napi::Boolean::New(env, r.ok));
+  if (!r.ok) {
+    o.Set("error", Napi::String::New(env, r.error));
+    return o;
+  }
+  Napi::Array iters = Napi::Array::New(env, r.iterationUs.size());
+  for (std::size_t i = 0; i < r.iterationUs.size(); i++) iters.Set(uint32_t(i), Napi::Number::New(env, r.iterationUs[i]));
+  o.Set("iterationUs", iters);
+  Napi::Array ranks = Napi::Array::New(env, r.ranks.size());
+  auto f64 = [&](const std::vector<double>& v) {
+    Napi::Float64Array a = Napi::Float64Array::New(env, v.size());
+    for (std::size_t i = 0; i < v.size(); i++) a[i] = v[i];
+    return a;
+  };
+  for (std::size_t k = 0; k < r.ranks.size(); k++) {
+    const RankResult& rr = r.ranks[k];
+    Napi::Object x = Napi::Object::New(env);
+    x.Set("loss", Napi::Number::New(env, rr.loss));
+    x.Set("lossScale", Napi::Number::New(env, rr.lossScale));
+    Napi::Object tensors = Napi::Object::New(env);
+    for (const auto& t : rr.tensors) {
+      Napi::Float32Array a = Napi::Float32Array::New(env, t.data.size());
+      for (std::size_t i = 0; i < t.data.size(); i++) a[i] = t.data[i];
+      tensors.Set(t.name, a);
+    }
+    x.Set("tensors", tensors);
+    Napi::Object ints = Napi::Object::New(env);
+    for (const auto& t : rr.ints) {
+      Napi::Int32Array a = Napi::Int32Array::New(env, t.data.size());
+      for (std::size_t i = 0; i < t.data.size(); i++) a[i] = t.data[i];
+      ints.Set(t.name, a);
+    }
+    x.Set("ints", ints);
+    x.Set("opUs", f64(rr.opUs));
+    x.Set("startUs", f64(rr.startUs));
+    x.Set("endUs", f64(rr.endUs));
+    ranks.Set(uint32_t(k), x);
+  }
+  o.Set("ranks", ranks);
+  return o;
+}
+
+/** Runs a plan (or its reference) off the event loop and resolves with the result object. */
+class RunWorker : public Napi::AsyncWorker {
+ public:
+  RunWorker(Napi::Env env, std::string plan, std::string options, bool reference)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), planText_(std::move(plan)), optionsText_(std::move(options)), reference_(reference) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      Plan plan;
+      Options o;
+      std::string error;
+      if (!load(planText_, optionsText_, plan, o, error)) {
+        result_.error = error;
+        return;
+      }
+      planText_.clear();
+      planText_.shrink_to_fit();
+      result_ = reference_ ? runReference(plan) : runPlan(plan, o.run);
+    } catch (const std::bad_alloc&) {
+      result_.ok = false;
+      result_.error = "out of memory";
+    } catch (const std::exception& e) {
+      result_.ok = false;
+      result_.error = std::string("internal error: ") + e.what();
+    }
+  }
+  void OnOK() override { deferred_.Resolve(toJs(Env(), result_, nullptr)); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::string planText_, optionsText_;
+  bool reference_;
+  RunResult result_;
+};
+
+Napi::Value Validate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string plan, options;
+  if (!stringArg(info, 0, plan, false) || !stringArg(info, 1, options, true)) return env.Undefined();
+  Napi::Object o = Napi::Object::New(env);
+  std::string error;
+  bool ok;
+  try {
+    Plan p;
+    Options opts;
+    ok = load(plan, options, p, opts, error);
+    if (ok) {
+      o.Set("ops", Napi::Number::New(env, double(p.ops.size())));
+      o.Set("world", Napi::Number::New(env, p.job.world));
+      o.Set("arenaBytes", Napi::Number::New(env, double(p.arenaBytes)));
+    }
+  } catch (const std::exception& e) {
+    ok = false;
+    error = std::string("internal error: ") + e.what();
+  }
+  o.Set("ok", Napi::Boolean::New(env, ok));
+  if (!ok) o.Set("error", Napi::String::New(env, error));
+  return o;
+}
+
+Napi::Value Start(const Napi::CallbackInfo& info, bool reference) {
+  Napi::Env env = info.Env();
+  std::string plan, options;
+  if (!stringArg(info, 0, plan, false) || !stringArg(info, 1, options, true)) return env.Undefined();
+  auto* w = new RunWorker(env, std::move(plan), std::move(options), reference);
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+Napi::Value Run(const Napi::CallbackInfo& info) { return Start(info, false); }
+Napi::Value Reference(const Napi::CallbackInfo& info) { return Start(info, true); }
+
+/** philox(counter[4], key[2]) → the block, for known-answer tests. */
+Napi::Value Philox(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsArray() || !info[1].IsArray()) {
+    Napi::TypeError::New(env, "philox(counter: number[4], key: number[2])").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Array c = info[0].As<Napi::Array>(), k = info[1].As<Napi::Array>();
+  if (c.Length() != 4 || k.Length() != 2) {
+    Napi::TypeError::New(env, "philox(counter: number[4], key: number[2])").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  uint32_t ctr[4], key[2], out[4];
+  for (uint32_t i = 0; i < 4; i++) ctr[i] = c.Get(i).ToNumber().Uint32Value();
+  for (uint32_t i = 0; i < 2; i++) key[i] = k.Get(i).ToNumber().Uint32Value();
+  philox4x32_10(ctr, key, out);
+  Napi::Array r = Napi::Array::New(env, 4);
+  for (uint32_t i = 0; i < 4; i++) r.Set(i, Napi::Number::New(env, out[i]));
+  return r;
+}
+
+/** uniform(seed, tensorName, index, a): one generated element, for tests of the generator's keying. */
+Napi::Value Uniform(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 4 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsNumber() || !info[3].IsNumber()) {
+    Napi::TypeError::New(env, "uniform(seed: number, tensor: string, index: number, a: number)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const double seed = info[0].As<Napi::Number>().DoubleValue(), index = info[2].As<Napi::Number>().DoubleValue();
+  if (!(seed >= 0) || !(index >= 0) || seed > 9007199254740991.0 || index > 9007199254740991.0) {
+    Napi::RangeError::New(env, "seed and index must be non-negative safe integers").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, uniformAt(uint64_t(seed), tensorId(info[1].As<Napi::String>().Utf8Value()), uint64_t(index), info[3].As<Napi::Number>().FloatValue()));
+}
+
+Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+#ifdef FSMOEC_HAVE_CUDA
+  o.Set("cuda", Napi::Boolean::New(env, true));
+#else
+  o.Set("cuda", Napi::Boolean::New(env, false));
+#endif
+  o.Set("mpi", Napi::Boolean::New(env, false));
+  o.Set("hardwareThreads", Napi::Number::New(env, std::thread::hardware_concurrency()));
+  o.Set("backends", Napi::String::New(env, "host"));
+  return o;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("validate", Napi::Function::New(env, Validate, "validate"));
+  exports.Set("run", Napi::Function::New(env, Run, "run"));
+  exports.Set("reference", Napi::Function::New(env, Reference, "reference"));
+  exports.Set("philox", Napi::Function::New(env, Philox, "philox"));
+  exports.Set("uniform", Napi::Function::New(env, Uniform, "uniform"));
+  exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(fsmoec_native, Init)

@@ -1,0 +1,478 @@
+// The host executor (executor.h). Threads: per rank a host thread that issues ops in plan order
+// and one worker per used stream; every wait (queue, event, collective, barrier) gives up when
+// the run has failed, and the ones that depend on another rank also after the timeout, so a
+// fault ends the run with a message instead of a hang.
+#include "executor.h"
+
+#include <algorithm>
+#include <cmath>
+#include <condition_variable>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <thread>
+
+#include "comm.h"
+#include "kernels.h"
+#include "model.h"
+
+namespace fsmoe {
+
+namespace {
+
+double micros(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double, std::micro>(b - a).count(); }
+
+std::string describe(const Op& op, int rank) {
+  std::string s = std::string(isCollective(op.kind) ? "collective " : "op ") + kindName(op.kind) + " '" + op.role + "' (op " + std::to_string(op.id);
+  if (op.layer >= 0) s += ", layer " + std::to_string(op.layer);
+  s += std::string(op.bwd ? " bwd" : " fwd") + ", micro-batch " + std::to_string(op.mb);
+  if (op.chunk >= 0) s += ", chunk " + std::to_string(op.chunk);
+  return s + ") on stream " + streamName(op.stream) + " of rank " + std::to_string(rank);
+}
+
+/** A reusable barrier of all ranks that gives up on failure or timeout. */
+class Barrier {
+ public:
+  explicit Barrier(int n) : n_(n) {}
+  bool wait(Failure& f, int64_t timeoutMs, int rank) {
+    std::unique_lock<std::mutex> lock(m_);
+    const uint64_t gen = gen_;
+    if (++count_ == n_) {
+      count_ = 0;
+      gen_++;
+      cv_.notify_all();
+      return !f.failed();
+    }
+    const auto deadline = Clock::now() + std::chrono::milliseconds(timeoutMs);
+    while (gen_ == gen) {
+      if (f.failed()) return false;
+      if (Clock::now() >= deadline) {
+        f.fail("rank " + std::to_string(rank) + " timed out after " + std::to_string(timeoutMs) + " ms at the barrier between iterations");
+        return false;
+      }
+      cv_.wait_for(lock, std::chrono::milliseconds(5));
+    }
+    return !f.failed();
+  }
+
+ private:
+  int n_;
+  int count_ = 0;
+  uint64_t gen_ = 0;
+  std::mutex m_;
+  std::condition_variable cv_;
+};
+
+/** State every rank shares. */
+struct World {
+  const Plan& plan;
+  const RunOptions& opt;
+  Failure failure;
+  Barrier barrier;
+  std::vector<std::unique_ptr<Communicator>> comms;
+  std::vector<std::vector<Communicator*>> commOf;  // [group][rank]
+  Clock::time_point t0 = Clock::now();
+  int spinUs = 0;
+  std::vector<std::vector<double>> iterStart, iterEnd;  // [rank][iteration], µs since t0
+
+  World(const Plan& p, const RunOptions& o) : plan(p), opt(o), barrier(p.job.world) {
+    const int W = p.job.world;
+    commOf.assign(p.groups.size(), std::vector<Communicator*>(W, nullptr));
+    for (std::size_t g = 0; g < p.groups.size(); g++) {
+      const Group& grp = p.groups[g];
+      for (int r = 0; r < W; r++) {
+        if (commOf[g][r]) continue;
+        std::vector<int> members;
+        const int base = groupBase(grp, r);
+        for (int i = 0; i < grp.size; i++) members.push_back(base + i * grp.stride);
+        comms.push_back(std::make_unique<Communicator>(grp.name, members));
+        for (int m : members) commOf[g][m] = comms.back().get();
+      }
+    }
+    iterStart.assign(W, std::vector<double>(o.iterations, 0));
+    iterEnd.assign(W, std::vector<double>(o.iterations, 0));
+  }
+};
+
+/** A stream's FIFO: one producer (the rank's host thread), one consumer (the stream's worker). */
+class StreamQueue {
+ public:
+  void init(std::size_t capacity) { ring_.assign(capacity + 2, -1); }
+  void push(int v) {
+    const uint64_t t = tail_.load(std::memory_order_relaxed);
+    ring_[t % ring_.size()] = v;
+    tail_.store(t + 1, std::memory_order_seq_cst);
+    if (sleeping_.load(std::memory_order_seq_cst)) {
+      std::lock_guard<std::mutex> lock(m_);
+      cv_.notify_one();
+    }
+  }
+  bool pop(int& v, int spinUs, const Failure& f) {
+    if (tail_.load(std::memory_order_acquire) == head_ && spinUs > 0) {
+      const auto until = Clock::now() + std::chrono::microseconds(spinUs);
+      while (tail_.load(std::memory_order_acquire) == head_ && Clock::now() < until) {}
+    }
+    if (tail_.load(std::memory_order_acquire) == head_) {
+      std::unique_lock<std::mutex> lock(m_);
+      sleeping_.store(true, std::memory_order_seq_cst);
+      while (tail_.load(std::memory_order_seq_cst) == head_) {
+        if (f.failed()) {
+          sleeping_.store(false);
+          return false;
+        }
+        cv_.wait_for(lock, std::chrono::milliseconds(5));
+      }
+      sleeping_.store(false);
+    }
+    v = ring_[head_ % ring_.size()];
+    head_++;
+    return true;
+  }
+
+ private:
+  std::vector<int> ring_;
+  std::atomic<uint64_t> tail_{0};
+  uint64_t head_ = 0;
+  std::atomic<bool> sleeping_{false};
+  std::mutex m_;
+  std::condition_variable cv_;
+};
+
+/** What a forward MoE block keeps outside the arena for its backward (see the report: the plan does not carry it). */
+struct Saved {
+  std::vector<float> x;        // the layer input (router weight gradient)
+  std::vector<float> comb;     // the combined expert outputs (gradient of the combine weights)
+  std::vector<float> dweight;  // dL/d combine weight, from I-Order backward to Gate backward
+  Routing routing;
+};
+
+class Rank {
+ public:
+  Rank(World& w, int rank) : w_(w), p_(w.plan), j_(w.plan.job), rank_(rank), done_(new std::atomic<int>[w.plan.ops.size()]) {
+    for (std::size_t i = 0; i < p_.ops.size(); i++) done_[i].store(0);
+    opSum_.assign(p_.ops.size(), 0.0);
+    result.startUs.assign(p_.ops.size(), 0.0);
+    result.endUs.assign(p_.ops.size(), 0.0);
+    for (const auto& s : w.opt.skip)
+      if (s.first == rank) skip_.push_back(s.second);
+  }
+
+  RankResult result;
+
+  /** The rank's host thread. */
+  void main() {
+    try {
+      if (!setup()) return;
+      std::vector<std::thread> workers;
+      for (int s = 0; s < kStreams; s++) {
+        if (p_.streamOps[s].empty()) continue;
+        queues_[s].init(p_.streamOps[s].size());
+        workers.emplace_back([this, s] { worker(s); });
+      }
+      iterate();
+      for (int s = 0; s < kStreams; s++)
+        if (!p_.streamOps[s].empty()) queues_[s].push(-1);
+      for (auto& t : workers) t.join();
+      if (!w_.failure.failed()) finish();
+    } catch (const std::bad_alloc&) {
+      w_.failure.fail("rank " + std::to_string(rank_) + ": out of memory");
+    } catch (const std::exception& e) {
+      w_.failure.fail("rank " + std::to_string(rank_) + ": internal error: " + e.what());
+    }
+  }
+
+ private:
+  World& w_;
+  const Plan& p_;
+  const Job& j_;
+  int rank_;
+  std::vector<float> arena_;
+  std::vector<LayerWeights> weights_;
+  std::vector<Saved> saved_;
+  std::vector<int> moeIndex_;
+  std::unique_ptr<std::atomic<int>[]> done_;
+  StreamQueue queues_[kStreams];
+  std::mutex evm_;
+  std::condition_variable evcv_;
+  std::atomic<int> sleepers_{0};
+  std::atomic<int> completed_{0};
+  std::atomic<int> iteration_{0};
+  std::vector<double> opSum_;
+  std::vector<int> skip_;
+  std::vector<float> dlogits_;
+
+  char* base() { return reinterpret_cast<char*>(arena_.data()); }
+  float* at(int64_t abs) { return reinterpret_cast<float*>(base() + abs); }
+  float* acc(const Op& op, int i) { return at(op.accesses[i].abs); }
+  float* buf(const Op& op, int i) { return at(p_.buffers[op.accesses[i].buffer].offset); }
+  Saved& saved(const Op& op) { return saved_[std::size_t(moeIndex_[op.layer]) * j_.microBatches + op.mb]; }
+  bool last() const { return iteration_.load() == w_.opt.iterations - 1; }
+
+  bool setup() {
+    arena_.assign(std::size_t((p_.arenaBytes + 3) / 4), 0.0f);
+    weights_.resize(j_.layers);
+    moeIndex_.assign(j_.layers, -1);
+    int n = 0;
+    for (int l : j_.moeLayers) {
+      makeLayerWeights(j_, l, rank_, weights_[l]);
+      moeIndex_[l] = n++;
+    }
+    saved_.resize(std::size_t(n) * j_.microBatches);
+    dlogits_.resize(std::size_t(j_.tokens) * j_.experts);
+    return true;
+  }
+
+  void iterate() {
+    const int n = int(p_.ops.size());
+    for (int it = 0; it < w_.opt.iterations; it++) {
+      if (!w_.barrier.wait(w_.failure, w_.opt.timeoutMs, rank_)) return;
+      for (const Buffer& b : p_.buffers)
+        if (b.persistent && b.given == 0) std::memset(base() + b.offset, 0, std::size_t(b.bytes));  // gradients start at zero
+      completed_.store(0);
+      iteration_.store(it);
+      w_.iterStart[rank_][it] = micros(w_.t0, Clock::now());
+      for (const Op& op : p_.ops) queues_[op.stream].push(op.id);
+      // Wait for the iteration's last op.
+      std::unique_lock<std::mutex> lock(evm_);
+      sleepers_++;
+      while (completed_.load() < n) {
+        if (w_.failure.failed()) {
+          sleepers_--;
+          return;
+        }
+        evcv_.wait_for(lock, std::chrono::milliseconds(5));
+      }
+      sleepers_--;
+      w_.iterEnd[rank_][it] = micros(w_.t0, Clock::now());
+    }
+    w_.barrier.wait(w_.failure, w_.opt.timeoutMs, rank_);
+  }
+
+  bool waitEvent(const Op& op, int w, int stamp) {
+    if (done_[w].load(std::memory_order_acquire) >= stamp) return true;
+    if (w_.spinUs > 0) {
+      const auto until = Clock::now() + std::chrono::microseconds(w_.spinUs);
+      while (done_[w].load(std::memory_order_acquire) < stamp && Clock::now() < until) {}
+      if (done_[w].load(std::memory_order_acquire) >= stamp) return true;
+    }
+    const auto deadline = Clock::now() + std::chrono::milliseconds(w_.opt.timeoutMs);
+    std::unique_lock<std::mutex> lock(evm_);
+    sleepers_++;
+    bool ok = true;
+    while (done_[w].load(std::memory_order_acquire) < stamp) {
+      if (w_.failure.failed()) {
+        ok = false;
+        break;
+      }
+      if (Clock::now() >= deadline) {
+        w_.failure.fail(describe(op, rank_) + " timed out after " + std::to_string(w_.opt.timeoutMs) + " ms waiting for the event of op " + std::to_string(w) + " (" + kindName(p_.ops[w].kind) + " '" + p_.ops[w].role + "' on stream " + streamName(p_.ops[w].stream) + ")");
+        ok = false;
+        break;
+      }
+      evcv_.wait_for(lock, std::chrono::milliseconds(5));
+    }
+    sleepers_--;
+    return ok;
+  }
+
+  void signal() {
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+      std::lock_guard<std::mutex> lock(evm_);
+      evcv_.notify_all();
+    }
+  }
+
+  void worker(int s) {
+    try {
+      int id;
+      while (queues_[s].pop(id, w_.spinUs, w_.failure)) {
+        if (id < 0) return;
+        const Op& op = p_.ops[id];
+        const int it = iteration_.load(std::memory_order_acquire);
+        const int stamp = it + 1;
+        for (int w : op.waits)
+          if (!waitEvent(op, w, stamp)) return;
+        const bool skipped = std::find(skip_.begin(), skip_.end(), id) != skip_.end();
+        if (!skipped && !w_.opt.emptyKernels) fill(op);
+        const auto t0 = Clock::now();
+        if (!skipped && !w_.opt.emptyKernels && !execute(op)) return;
+        const auto t1 = Clock::now();
+        const double us = micros(t0, t1);
+        opSum_[id] += us;
+        if (it == w_.opt.iterations - 1) {
+          const double start = micros(w_.t0, t0) - w_.iterStart[rank_][it];
+          result.startUs[id] = start;
+          result.endUs[id] = start + us;
+        }
+        done_[id].store(stamp, std::memory_order_seq_cst);
+        completed_.fetch_add(1, std::memory_order_seq_cst);
+        signal();
+      }
+    } catch (const std::bad_alloc&) {
+      w_.failure.fail("rank " + std::to_string(rank_) + ", stream " + streamName(s) + ": out of memory");
+    } catch (const std::exception& e) {
+      w_.failure.fail("rank " + std::to_string(rank_) + ", stream " + streamName(s) + ": internal error: " + e.what());
+    }
+  }
+
+  /** Given buffers: the layer input and the loss cotangent, generated for this rank and micro-batch. */
+  void fill(const Op& op) {
+    for (int b : op.fills) {
+      const Buffer& buf = p_.buffers[b];
+      const char* name = buf.given == 1 ? kInputTensor : kCotangentTensor;
+      const int64_t n = int64_t(j_.tokens) * j_.hidden;
+      fillUniform(at(buf.offset), std::size_t(std::min<int64_t>(n, buf.bytes / 4)), j_.seed, tensorId(name), tokenIndex(j_, buf.givenMb, rank_, 0) * j_.hidden, 1.0f);
+    }
+  }
+
+  bool fail(const Op& op, const std::string& what) {
+    w_.failure.fail(describe(op, rank_) + ": " + what);
+    return false;
+  }
+
+  bool execute(const Op& op) {
+    if (isCollective(op.kind)) return collective(op);
+    const MoeLayer& L = p_.layers[op.layer];
+    const LayerWeights& W = weights_[op.layer];
+    const int64_t T = j_.tokens, M = j_.hidden, E = j_.experts, C = L.capacity;
+    Saved& sv = saved(op);
+    const bool routed = sv.routing.choice.size() == std::size_t(T) * j_.topK;
+    switch (op.kind) {
+      case OpKind::Gate:
+        if (!op.bwd) {
+          const float* x = acc(op, 0);
+          float* logits = acc(op, 1);
+          routerLogits(x, W.router.data(), T, M, E, logits);
+          sv.x.assign(x, x + T * M);
+          route(j_, op.layer, op.mb, rank_, C, logits, W.bias.data(), sv.routing);
+          if (!op.recompute && last()) {
+            std::vector<int32_t> r(std::size_t(T) * j_.topK * 2);
+            for (std::size_t i = 0; i < sv.routing.choice.size(); i++) {
+              r[2 * i] = sv.routing.choice[i];
+              r[2 * i + 1] = sv.routing.slot[i];
+            }
+            result.ints.push_back({"route.L" + std::to_string(op.layer) + ".mb" + std::to_string(op.mb), std::move(r)});
+          }
+        } else {
+          if (!routed || sv.dweight.size() != sv.routing.choice.size() || sv.x.size() != std::size_t(T * M)) return fail(op, "no forward state for this layer and micro-batch");
+          routeBackward(j_, acc(op, 0), W.bias.data(), sv.routing, sv.dweight.data(), dlogits_.data());
+          gateBackward(j_, sv.x.data(), W.router.data(), dlogits_.data(), acc(op, 1), at(L.routerGradAbs));
+          if (op.dxTap && last()) capture("dx.mb" + std::to_string(op.mb), acc(op, 1), T * M);
+        }
+        return true;
+      case OpKind::Order:
+      case OpKind::DispatchGemm:
+        if (!routed) return fail(op, "no routing for this layer and micro-batch");
+        if (!op.bwd) orderForward(j_, C, L.fwdDegree, acc(op, 0), sv.routing, buf(op, 2));
+        else orderBackward(j_, C, L.bwdDegree, buf(op, 0), sv.routing, acc(op, 1));
+        return true;
+      case OpKind::Iorder:
+      case OpKind::CombineGemm:
+        if (!routed) return fail(op, "no routing for this layer and micro-batch");
+        if (!op.bwd) {
+          const float* comb = buf(op, 0);
+          sv.comb.assign(comb, comb + E * C * M);
+          float* y = acc(op, 2);
+          iorderForward(j_, C, L.fwdDegree, comb, sv.routing, y);
+          if (op.outputTap) {
+            // loss = Σ y ⊙ cotangent, the cotangent being the given gradient of the output.
+            const uint32_t cot = tensorId(kCotangentTensor);
+            const uint64_t first = tokenIndex(j_, op.mb, rank_, 0) * j_.hidden;
+            double loss = 0, scale = 0;
+            for (int64_t i = 0; i < T * M; i++) {
+              const double v = double(y[i]) * uniformAt(j_.seed, cot, first + i, 1.0f);
+              loss += v;
+              scale += std::fabs(v);
+            }
+            if (last()) {
+              result.loss += loss;
+              result.lossScale += scale;
+              capture("out.mb" + std::to_string(op.mb), y, T * M);
+            }
+          }
+        } else {
+          if (sv.comb.size() != std::size_t(E * C * M)) return fail(op, "no forward combine for this layer and micro-batch");
+          sv.dweight.assign(sv.routing.choice.size(), 0.0f);
+          iorderBackward(j_, C, L.fwdDegree, L.bwdDegree, acc(op, 0), sv.comb.data(), sv.routing, buf(op, 2), sv.dweight.data());
+        }
+        return true;
+      case OpKind::Expert: {
+        ExpertArgs a{&j_, C, op.bwd ? L.bwdDegree : L.fwdDegree, L.fwdDegree, op.chunk, op.localExpert, W.experts.data()};
+        if (!op.bwd) expertForward(a, buf(op, 0), buf(op, 1), buf(op, 2));
+        else expertBackward(a, buf(op, 0), buf(op, 1), buf(op, 2), buf(op, 3), at(L.expertGradAbs));
+        return true;
+      }
+      default: return fail(op, "op kind not supported by the host backend");
+    }
+  }
+
+  bool collective(const Op& op) {
+    Communicator* comm = w_.commOf[op.group][rank_];
+    const Group& g = p_.groups[op.group];
+    CollectiveCall c;
+    c.op = op.id;
+    c.kind = op.kind;
+    if (op.kind == OpKind::AllReduce) {
+      for (const Access& a : op.accesses) c.ranges.emplace_back(at(a.abs), a.bytes / 4);
+    } else {
+      c.in = acc(op, 0);
+      c.out = acc(op, 1);
+      c.inElems = op.accesses[0].bytes / 4;
+      c.outElems = op.accesses[1].bytes / 4;
+    }
+    return comm->run(groupIndex(g, rank_), c, describe(op, rank_), w_.opt.timeoutMs, w_.failure);
+  }
+
+  void capture(const std::string& name, const float* data, int64_t n) { result.tensors.push_back({name, std::vector<float>(data, data + n)}); }
+
+  void finish() {
+    for (int l : j_.moeLayers) {
+      const MoeLayer& L = p_.layers[l];
+      if (L.routerGradAbs >= 0) capture("grad.L" + std::to_string(l) + ".router", at(L.routerGradAbs), int64_t(j_.hidden) * j_.experts);
+      if (L.expertGradAbs >= 0) capture("grad.L" + std::to_string(l) + ".expert", at(L.expertGradAbs), j_.expertShardParams());
+    }
+    result.opUs.resize(opSum_.size());
+    for (std::size_t i = 0; i < opSum_.size(); i++) result.opUs[i] = opSum_[i] / w_.opt.iterations;
+  }
+};
+
+}  // namespace
+
+RunResult runPlan(const Plan& plan, const RunOptions& options) {
+  RunResult out;
+  try {
+    World world(plan, options);
+    int streams = 0;
+    for (int s = 0; s < kStreams; s++) streams += plan.streamOps[s].empty() ? 0 : 1;
+    const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+    world.spinUs = options.spinUs >= 0 ? options.spinUs : (unsigned(plan.job.world * (streams + 1)) <= hw ? 50 : 0);
+    std::vector<std::unique_ptr<Rank>> ranks;
+    for (int r = 0; r < plan.job.world; r++) ranks.push_back(std::make_unique<Rank>(world, r));
+    const auto t0 = Clock::now();
+    std::vector<std::thread> threads;
+    for (auto& r : ranks) threads.emplace_back([&r] { r->main(); });
+    for (auto& t : threads) t.join();
+    if (world.failure.failed()) {
+      out.error = world.failure.message();
+      return out;
+    }
+    for (int it = 0; it < options.iterations; it++) {
+      double s = 1e300, e = 0;
+      for (int r = 0; r < plan.job.world; r++) {
+        s = std::min(s, world.iterStart[r][it]);
+        e = std::max(e, world.iterEnd[r][it]);
+      }
+      out.iterationUs.push_back(e - s);
+    }
+    out.setupUs = micros(t0, Clock::now());
+    for (auto& r : ranks) out.ranks.push_back(std::move(r->result));
+    out.ok = true;
+  } catch (const std::bad_alloc&) {
+    out.error = "out of memory";
+  } catch (const std::exception& e) {
+    out.error = std::string("internal error: ") + e.what();
+  }
+  return out;
+}
+
+}  // namespace fsmoe

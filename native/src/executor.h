@@ -1,0 +1,59 @@
+// The plan executor of the host backend (ARCHITECTURE.md, "Runtime": replay). Per rank: one
+// worker thread per stream with a FIFO queue, events as per-op completion stamps, one arena of
+// the plan's size laid out by its memory plan; the rank's host thread issues every op in plan
+// order. Ranks are threads of one process and share the in-process communicators (comm.h).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "plan.h"
+
+namespace fsmoe {
+
+struct RunOptions {
+  int iterations = 1;
+  int64_t timeoutMs = 10000;
+  /** Skip every kernel and collective: measures the executor's own cost per op. */
+  bool emptyKernels = false;
+  /** Seeded faults: (rank, op) pairs whose op that rank skips. */
+  std::vector<std::pair<int, int>> skip;
+  /** Busy-wait this long before sleeping on a queue or event; -1: automatic. */
+  int spinUs = -1;
+};
+
+struct NamedFloats {
+  std::string name;
+  std::vector<float> data;
+};
+struct NamedInts {
+  std::string name;
+  std::vector<int32_t> data;
+};
+
+/** What one rank reports: tensors of the last iteration, its loss, and times per op. */
+struct RankResult {
+  std::vector<NamedFloats> tensors;
+  std::vector<NamedInts> ints;
+  double loss = 0;
+  double lossScale = 0;  // Σ |y ⊙ cotangent|, the scale the loss is judged against
+  std::vector<double> opUs;            // mean over iterations
+  std::vector<double> startUs, endUs;  // last iteration, from its start
+};
+
+struct RunResult {
+  bool ok = false;
+  std::string error;
+  std::vector<RankResult> ranks;
+  std::vector<double> iterationUs;
+  double setupUs = 0;
+};
+
+/** Replay a validated plan on every rank. Never throws; failures come back in `error`. */
+RunResult runPlan(const Plan& plan, const RunOptions& options);
+
+/** The same model unscheduled in one process, no chunking, no collectives (reference.cc). */
+RunResult runReference(const Plan& plan);
+
+}  // namespace fsmoe

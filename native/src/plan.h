@@ -1,0 +1,153 @@
+// The plan as the runtime sees it (spec/compiler.md §8, compiler/plan/schema.ts), loaded from
+// plan.json and validated completely before anything runs: every field, index, size, offset,
+// wait and group, and for every op the exact memory its kernel or collective will touch.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace fsmoe {
+
+/** Op kinds, in the schema's order. */
+enum class OpKind : int {
+  Embed, LmHead, Loss, Attention, DenseFfn, SharedExpert, Norm,
+  Gate, Order, DispatchGemm, Expert, CombineGemm, Iorder,
+  AllToAll, AllGather, ReduceScatter, AllReduce, Count
+};
+const char* kindName(OpKind k);
+bool isCollective(OpKind k);
+
+/** Streams: compute, intra-node communication, inter-node communication. */
+constexpr int kStreams = 3;
+const char* streamName(int s);
+
+enum class Router { SoftmaxTopk, Gshard, Switch, Sigmoid };
+enum class Activation { Relu, Gelu, Swiglu, Geglu };
+
+/** Router fields that plan.json does not carry (they come from the checked job). */
+struct RouterOptions {
+  bool normalize = true;
+  int groups = 1;
+  int topkGroups = 1;
+  double routeScale = 1.0;
+};
+
+/** A byte range of a buffer; `abs` is its offset in the rank's arena. */
+struct Access {
+  int buffer = 0;
+  int64_t offset = 0;
+  int64_t bytes = 0;
+  bool write = false;
+  int64_t abs = 0;
+};
+
+/** One op of the SPMD op list. */
+struct Op {
+  int id = 0;
+  OpKind kind = OpKind::Gate;
+  int stream = 0;
+  int layer = -1;
+  bool bwd = false;
+  int mb = 0;
+  int chunk = -1;
+  std::string role;
+  bool recompute = false;
+  std::vector<int> waits;
+  std::vector<Access> accesses;
+  double predictedUs = 0;
+  int group = -1;
+  /** Expert ops of DeepSpeed's serial style run one local expert each; -1: all local experts. */
+  int localExpert = -1;
+  /** Taps the runtime records for verification. */
+  bool outputTap = false;
+  bool dxTap = false;
+  /** Given buffers this op fills before it runs (read before any op writes them). */
+  std::vector<int> fills;
+};
+
+struct Group {
+  std::string name;
+  int size = 1;
+  int stride = 1;
+};
+
+struct Buffer {
+  std::string name;
+  int64_t bytes = 0;
+  int64_t offset = 0;
+  bool persistent = false;
+  /** What the runtime puts in a given buffer: 0 nothing, 1 the layer input, 2 the loss cotangent. */
+  int given = 0;
+  int givenMb = 0;
+};
+
+/** Capacity and degrees of one MoE layer. */
+struct MoeLayer {
+  bool present = false;
+  int capacity = 0;
+  int fwdDegree = 1;
+  int bwdDegree = 1;
+  /** Arena offsets of the gradients the runtime reports (bytes), -1 when no op writes them. */
+  int64_t routerGradAbs = -1;
+  int64_t expertGradAbs = -1;
+};
+
+/** The checked job the plan was compiled for, with the sizes every kernel derives from it. */
+struct Job {
+  std::string name;
+  std::string kind;
+  int layers = 1, hidden = 1, experts = 1, topK = 1, expertHidden = 1;
+  Activation activation = Activation::Gelu;
+  Router router = Router::SoftmaxTopk;
+  RouterOptions ro;
+  int nodes = 1, gpusPerNode = 1, world = 1;
+  int microBatch = 1, seqLen = 1, microBatches = 1;
+  int tp = 1, esp = 1, ep = 1, edp = 1;
+  uint64_t seed = 0;
+  std::vector<int> moeLayers;
+  // Derived.
+  int tokens = 1;        // T = B·L / tp
+  int localExperts = 1;  // E / ep
+  int shardHidden = 1;   // H / esp
+  int gemms = 2;         // 2 or 3
+  int64_t routerParams() const { return int64_t(hidden) * experts + (router == Router::Sigmoid ? experts : 0); }
+  int64_t expertShardParams() const { return int64_t(localExperts) * hidden * shardHidden * gemms; }
+};
+
+/** Resource limits a plan must respect to run on the host. */
+struct Limits {
+  int maxWorld = 8;
+  int64_t maxArenaBytes = int64_t(1) << 30;   // per rank
+  int64_t maxTotalBytes = int64_t(6) << 30;   // all ranks: arenas, weights and saved state
+  int64_t maxOps = 1 << 20;
+  int64_t maxPlanBytes = int64_t(256) << 20;
+};
+
+struct Plan {
+  std::string strategy;
+  Job job;
+  std::vector<Group> groups;
+  std::vector<Buffer> buffers;
+  int64_t arenaBytes = 0;
+  std::vector<MoeLayer> layers;  // indexed by layer
+  std::vector<Op> ops;
+  int firstMoe = 0, lastMoe = 0;
+  /** Ops per stream, in issue order. */
+  std::vector<int> streamOps[kStreams];
+};
+
+/**
+ * Parse and validate plan.json. `router` overrides the router fields plan.json lacks (null:
+ * defaults). On failure returns false and sets `error` to a message naming the field or op.
+ */
+bool loadPlan(const char* text, std::size_t size, const RouterOptions* router, const Limits& limits, Plan& plan, std::string& error);
+
+/** Rank coordinates (LANGUAGE.md, "Training semantics": rank = (edp_i·ep + ep_i)·esp + esp_i). */
+inline int espIndex(const Job& j, int rank) { return rank % j.esp; }
+inline int epIndex(const Job& j, int rank) { return (rank / j.esp) % j.ep; }
+
+/** Members of `rank`'s group: base + i·stride; its own index is (rank / stride) % size. */
+inline int groupIndex(const Group& g, int rank) { return (rank / g.stride) % g.size; }
+inline int groupBase(const Group& g, int rank) { return rank - groupIndex(g, rank) * g.stride; }
+
+}  // namespace fsmoe

@@ -1,0 +1,77 @@
+/**
+ * Loading the native host runtime (ARCHITECTURE.md, "Runtime"; native/): the Node-API addon
+ * that cmake-js builds into native/build/Release/. A missing or broken build is a message that
+ * names the command that builds it, never a stack trace.
+ */
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** The command that builds the addon. */
+export const BUILD_COMMAND = "npm run build:native";
+
+/** Where cmake-js puts the addon. */
+export const ADDON_PATH = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "native", "build", "Release", "fsmoec_native.node");
+
+/** One rank's tensors (last iteration), loss and op times, as the addon returns them. */
+export interface NativeRank {
+  readonly loss: number;
+  /** Σ |y ⊙ cotangent|: the scale the loss is judged against. */
+  readonly lossScale: number;
+  readonly tensors: Readonly<Record<string, Float32Array>>;
+  readonly ints: Readonly<Record<string, Int32Array>>;
+  /** Mean measured time of each op (by op id), µs. */
+  readonly opUs: Float64Array;
+  /** Start and end of each op in the last iteration, µs from the iteration's start. */
+  readonly startUs: Float64Array;
+  readonly endUs: Float64Array;
+}
+
+/** The result of a run or a reference: every rank's view, or the error that stopped it. */
+export type NativeResult =
+  | { readonly ok: true; readonly iterationUs: readonly number[]; readonly ranks: readonly NativeRank[] }
+  | { readonly ok: false; readonly error: string };
+
+/** What `validate` says about a plan. */
+export interface NativeValidation {
+  readonly ok: boolean;
+  readonly error?: string;
+  readonly ops?: number;
+  readonly world?: number;
+  readonly arenaBytes?: number;
+}
+
+/** The addon's functions. Plans and options travel as JSON text. */
+export interface NativeAddon {
+  validate(plan: string, options?: string): NativeValidation;
+  run(plan: string, options?: string): Promise<NativeResult>;
+  reference(plan: string, options?: string): Promise<NativeResult>;
+  philox(counter: readonly number[], key: readonly number[]): number[];
+  uniform(seed: number, tensor: string, index: number, a: number): number;
+  buildInfo(): { readonly cuda: boolean; readonly mpi: boolean; readonly hardwareThreads: number; readonly backends: string };
+}
+
+let cached: { addon?: NativeAddon; error?: string } | undefined;
+
+/** The addon, or a message saying why it cannot be loaded (and how to build it). */
+export function loadAddon(): { addon?: NativeAddon; error?: string } {
+  if (cached) return cached;
+  if (!existsSync(ADDON_PATH)) {
+    cached = { error: `the native host runtime is not built (no ${ADDON_PATH}); run \`${BUILD_COMMAND}\`` };
+    return cached;
+  }
+  try {
+    cached = { addon: createRequire(import.meta.url)(ADDON_PATH) as NativeAddon };
+  } catch (e) {
+    cached = { error: `the native host runtime at ${ADDON_PATH} cannot be loaded (${(e as Error).message}); rebuild it with \`${BUILD_COMMAND}\`` };
+  }
+  return cached;
+}
+
+/** The addon; throws an Error with the build command when it is missing. */
+export function requireAddon(): NativeAddon {
+  const r = loadAddon();
+  if (!r.addon) throw new Error(r.error);
+  return r.addon;
+}

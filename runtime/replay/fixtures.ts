@@ -1,0 +1,78 @@
+/**
+ * Small host-sized MoE layer jobs written as .moe source, for the replay tests and benchmarks:
+ * one function that spells a layer job with a given cluster, layout, router and schedule, and
+ * one that checks it into a TrainJob.
+ */
+import { check } from "../../compiler/check/check.js";
+import type { TrainJob } from "../../compiler/check/program.js";
+import { renderText } from "../../compiler/diagnostics/render.js";
+
+/** A layer job's fields; unset ones take the values below or the language's defaults. */
+export interface LayerJobSpec {
+  readonly nodes?: number;
+  readonly gpus?: number;
+  readonly hidden?: number;
+  readonly experts?: number;
+  readonly topK?: number;
+  readonly expertHidden?: number;
+  readonly activation?: "relu" | "gelu" | "swiglu" | "geglu";
+  readonly router?: "softmax_topk" | "gshard" | "switch" | "sigmoid";
+  /** Extra router fields, as .moe text ("normalize = false, groups = 2"). */
+  readonly routerFields?: string;
+  readonly capacityFactor?: number;
+  readonly microBatch?: number;
+  readonly seqLen?: number;
+  readonly microBatches?: number;
+  /** The parallel block's fields, as .moe text ("esp = 1, ep = 4"); empty: the defaults. */
+  readonly parallel?: string;
+  /** `pipeline` as .moe text ("2", "auto", "{ forward = 2, backward = 4 }"). */
+  readonly pipeline?: string;
+  readonly schedule?: "deepspeed" | "tutel" | "fsmoe" | "auto";
+  readonly recompute?: "none" | "selective" | "full";
+  readonly seed?: number;
+}
+
+/** The .moe source of a layer job. */
+export function layerJobSource(s: LayerJobSpec): string {
+  const fields = s.routerFields ? `\n  ${s.routerFields.split(/,\s*/).join("\n  ")}` : "";
+  return `cluster host_cluster {
+  nodes         = ${s.nodes ?? 2}
+  gpus_per_node = ${s.gpus ?? 2}
+  device        = device { peak_flops = 10 TFLOP/s, memory = 16 GiB, memory_bandwidth = 100 GB/s }
+  intra         = link { bandwidth = 10 GB/s, latency = 2 us }
+  inter         = link { bandwidth = 10 Gb/s, latency = 10 us }
+  nics_per_node = 1
+}
+
+layer host_layer {
+  hidden          = ${s.hidden ?? 32}
+  experts         = ${s.experts ?? 4}
+  top_k           = ${s.topK ?? 2}
+  expert_hidden   = ${s.expertHidden ?? 64}
+  activation      = ${s.activation ?? "gelu"}
+  router          = ${s.router ?? "softmax_topk"}${fields}
+  capacity_factor = ${s.capacityFactor ?? 1.0}
+  dtype           = fp32
+}
+
+train host_job {
+  model         = host_layer
+  cluster       = host_cluster
+  micro_batch   = ${s.microBatch ?? 2}
+  seq_len       = ${s.seqLen ?? 16}
+  micro_batches = ${s.microBatches ?? 1}${s.parallel ? `\n  parallel { ${s.parallel} }` : ""}
+  schedule      = ${s.schedule ?? "fsmoe"}
+  pipeline      = ${s.pipeline ?? "auto"}
+  recompute     = ${s.recompute ?? "selective"}
+  seed          = ${s.seed ?? 7}
+}
+`;
+}
+
+/** Check a source with exactly one train job; throws with the rendered diagnostics when it does not check clean. */
+export function checkedJob(source: string, file = "host_job.moe"): TrainJob {
+  const r = check(file, { text: source });
+  const errors = r.diagnostics.filter((d) => d.severity === "error");
+  if (errors.length > 0 || r.program.jobs.length !== 1) throw new Error(`the job does not check:\n${renderText(errors, (n) => r.sources.get(n))}`);
+  return r.program.jobs[0]!;
+}
