@@ -2,7 +2,7 @@
  * `fsmoec`, the command line (ARCHITECTURE.md, "The CLI"): a thin shell over the library that
  * turns results into printed text and exit codes. It never prints a stack trace for any input.
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import { check, type CheckResult } from "../compiler/check/check.js";
 import { hasErrors, type Diagnostic } from "../compiler/diagnostics/diagnostic.js";
@@ -77,6 +77,11 @@ export function program(io: Io, setExit: (code: number) => void): Command {
     .addOption(rulesOption())
     .option("-o, --out <dir>", "output folder", "out")
     .action((file: string, opts: { format: string; printAfter?: string; out: string } & CompileFlags) => {
+      if (!file.includes(".") && !file.includes("/") && !existsSync(file)) {
+        // A bare word that is no file is a mistyped command, not a missing input.
+        io.err(`fsmoec: error: unknown command '${file}' (commands: ${cli.commands.filter((c) => c.name() !== "summary").map((c) => c.name()).join(", ")}; or give a .moe file)\n`);
+        return setExit(Exit.usage);
+      }
       if (opts.printAfter) return setExit(printAfter(file, opts.printAfter, opts, io));
       const json = jsonCollector();
       const sink = opts.format === "json" ? json.report : (r: CheckResult, d: readonly Diagnostic[]) => report([{ ...r, diagnostics: d }], "text", io);

@@ -16,7 +16,8 @@
  */
 import { readFileSync } from "node:fs";
 import Handlebars from "handlebars";
-import type { Plan, PlanOp } from "../compiler/plan/schema.js";
+import { DTYPES } from "../compiler/check/schema.js";
+import { PlanOp, type Plan } from "../compiler/plan/schema.js";
 import { COLLECTIVES, events, identifier, type OpKind } from "./common.js";
 
 /** Plans with at most this many ops get an unrolled launch sequence; bigger ones a loop over tables. */
@@ -25,16 +26,19 @@ export const UNROLL_LIMIT = 400;
 /** The runtime API version the generated files are written for (FSMOE_RUNTIME_API_VERSION). */
 export const RUNTIME_API_VERSION = 1;
 
-/** The schema's op kinds, in fsmoe_op_kind order. */
-const KIND_ORDER: readonly OpKind[] = [
-  "embed", "lm_head", "loss", "attention", "dense_ffn", "shared_expert", "norm",
-  "gate", "order", "dispatch_gemm", "expert", "combine_gemm", "iorder",
-  "all_to_all", "all_gather", "reduce_scatter", "all_reduce",
-];
+/** The schema's op kinds, in fsmoe_op_kind order (native/include/fsmoe_runtime.h follows the schema). */
+const KIND_ORDER: readonly OpKind[] = PlanOp.shape.kind.options;
 
-const DTYPES: Readonly<Record<string, number>> = { fp32: 0, bf16: 1, fp16: 2, fp8: 3 };
+/** fsmoe_dtype values: the language's dtypes in their declared order. */
+const DTYPE_IDS: ReadonlyMap<string, number> = new Map(DTYPES.map((d, i) => [d, i]));
 const SPANS: Readonly<Record<string, string>> = { intra: "FSMOE_SPAN_INTRA", inter: "FSMOE_SPAN_INTER", both: "FSMOE_SPAN_BOTH" };
 const STREAM_IDS: Readonly<Record<PlanOp["stream"], string>> = { compute: "FSMOE_STREAM_COMPUTE", intra: "FSMOE_STREAM_INTRA", inter: "FSMOE_STREAM_INTER" };
+
+function dtypeId(dtype: string): number {
+  const id = DTYPE_IDS.get(dtype);
+  if (id === undefined) throw new Error(`cuda: no fsmoe_dtype for dtype ${dtype}`);
+  return id;
+}
 
 /** The fsmoe_op_kind constant of a kind. */
 function kindConst(kind: OpKind): string {
@@ -176,7 +180,7 @@ export function emitCuda(plan: Plan, options: { unroll?: boolean } = {}): string
     numGroups: plan.groups.length,
     numBuffers: plan.buffers.length,
     maxTensors,
-    dtype: `${DTYPES[j.model.dtype] ?? 0} /* ${comment(j.model.dtype)} */`,
+    dtype: `${dtypeId(j.model.dtype)} /* ${j.model.dtype} */`,
     predictedMs: (plan.predicted.iterationUs / 1000).toFixed(3),
     predictedUs: real(plan.predicted.iterationUs),
     cFormat: cString(plan.format),

@@ -5,7 +5,7 @@
  *
  * From top to bottom: a title (job, strategy, predicted iteration time) and a line of context
  * (model, cluster, layout, lower bound, exposed communication); a pass strip (forward and
- * backward of each micro-batch); a layer strip (which layer each stretch of time belongs to,
+ * backward of each micro-batch, then the gradient all-reduce tail); a layer strip (which layer each stretch of time belongs to,
  * forward shaded blue, backward orange, recomputation violet, with thin vertical lines at layer boundaries through
  * the lanes); one lane per stream (compute, intra-node, inter-node) with every op a rectangle
  * coloured by its kind; a red band marking exposed communication (time when a link is busy and
@@ -38,6 +38,7 @@ const GROUP_PX = 2;
 const FWD = ["#dbe8f5", "#c3d8ee"];
 const BWD = ["#fbe3cf", "#f6cfae"];
 const RECOMPUTE = ["#e8e0f2", "#d8cbea"];
+const SYNC = "#dddddd";
 const EXPOSED_COLOUR = "#d62728";
 
 /** A coordinate with at most one decimal. */
@@ -193,15 +194,18 @@ export function emitSvg(plan: Plan): string {
     if (last && last.dir === dir && last.microBatch === s.microBatch) last.end = s.end;
     else passes.push({ dir, microBatch: s.microBatch, start: s.start, end: s.end });
   }
-  for (const ps of passes) {
-    const x0 = x(ps.start);
-    const w = x(ps.end) - x0;
-    if (w <= 0) continue;
-    const label = `${ps.dir === "fwd" ? "forward" : "backward"} mb${ps.microBatch}`;
-    out.push(`<rect x="${n(x0)}" y="${passY}" width="${n(w)}" height="${PASS_STRIP}" fill="${(ps.dir === "fwd" ? FWD : BWD)[1]}" stroke="#ffffff" stroke-width="1"><title>${esc(`${label}: ${ms(ps.start)} – ${ms(ps.end)}`)}</title></rect>`);
-    const text = textWidth(label, 10) + 6 <= w ? label : textWidth(ps.dir, 10) + 6 <= w ? ps.dir : "";
+  const passBlock = (start: number, end: number, fill: string, label: string, short: string) => {
+    const x0 = x(start);
+    const w = x(end) - x0;
+    if (w <= 0) return;
+    out.push(`<rect x="${n(x0)}" y="${passY}" width="${n(w)}" height="${PASS_STRIP}" fill="${fill}" stroke="#ffffff" stroke-width="1"><title>${esc(`${label}: ${ms(start)} – ${ms(end)}`)}</title></rect>`);
+    const text = textWidth(label, 10) + 6 <= w ? label : textWidth(short, 10) + 6 <= w ? short : "";
     if (text) out.push(`<text x="${n(x0 + w / 2)}" y="${passY + PASS_STRIP - 4}" text-anchor="middle" fill="#333333">${text}</text>`);
-  }
+  };
+  for (const ps of passes) passBlock(ps.start, ps.end, (ps.dir === "fwd" ? FWD : BWD)[1]!, `${ps.dir === "fwd" ? "forward" : "backward"} mb${ps.microBatch}`, ps.dir);
+  // What runs after the last backward is gradient synchronization that nothing hid.
+  const lastPass = passes[passes.length - 1];
+  if (lastPass && x(total) - x(lastPass.end) >= 2) passBlock(lastPass.end, total, SYNC, "gradient all-reduce tail", "tail");
   spans.forEach((s, i) => {
     const x0 = x(s.start);
     const w = x(s.end) - x0;

@@ -112,7 +112,7 @@ function loadTsMorph(): typeof TsMorph {
 
 /** The plan.ts text of a plan. */
 export function emitTs(plan: Plan): string {
-  const { Project, VariableDeclarationKind, IndentationText, QuoteKind } = loadTsMorph();
+  const { Project, IndentationText, QuoteKind } = loadTsMorph();
   const project = new Project({
     useInMemoryFileSystem: true,
     manipulationSettings: { indentationText: IndentationText.TwoSpaces, quoteKind: QuoteKind.Double },

@@ -201,17 +201,20 @@ function syntaxDiagnostic(e: IRecognitionException, file: string, text: string):
     end = start;
   }
   const s: Span = { file, start: start as number, end: Math.max(start as number, end) };
-  if (e.name === "MismatchedTokenException") {
+  // FSM1006 is one particular token missing (chevrotain's MismatchedTokenException, raised by a
+  // CONSUME); FSM1007 is no alternative matching (NoViableAltException from an OR), or tokens
+  // left where the file could end, which is no block or import starting there.
+  if (e.name === "MismatchedTokenException" && rule !== "file") {
     // Chevrotain's message names the expected token by its LABEL when it has one (`')'`), else by its name.
     const expected = /-->\s*(\S+)\s*<--/.exec(e.message)?.[1];
     const type = [...T.allTokens, EOF].find((t) => t.name === expected || t.LABEL === expected);
     // The token that ends a repetition could also have been another item of it.
-    const closing = (rule === "body" && type === T.RCurly) || (rule === "list" && type === T.RBracket) || (rule === "file" && type === EOF);
+    const closing = (rule === "body" && type === T.RCurly) || (rule === "list" && type === T.RBracket);
     return diagnostic("FSM1006", s, { expected: type && !closing ? tokenExpectation(type) : ruleExpectations[rule] ?? "something else", found });
   }
   // `import` takes one token, a string (terminated or not, so the choice is an OR): a missing token.
   if (rule === "importDecl") return diagnostic("FSM1006", s, { expected: "a string", found });
-  if (e.name === "NotAllInputParsedException") {
+  if (e.name === "NotAllInputParsedException" || rule === "file") {
     return diagnostic("FSM1007", s, { expected: ruleExpectations["file"]!, found });
   }
   return diagnostic("FSM1007", s, { expected: ruleExpectations[rule] ?? "something else", found });

@@ -20,7 +20,7 @@ import { check } from "../compiler/check/check.js";
 import { compileJob } from "../compiler/compile/compile.js";
 import { timeline } from "../compiler/graph/timeline.js";
 import { buildPlan } from "../compiler/plan/build.js";
-import type { Plan } from "../compiler/plan/schema.js";
+import { PlanOp, type Plan } from "../compiler/plan/schema.js";
 
 /** The plan of a file's first train job, compiled with the auto strategy. */
 function planOf(file: string): Plan {
@@ -59,6 +59,10 @@ describe("the target registry", () => {
 });
 
 describe("common", () => {
+  it("lists every op kind of the schema once, for colours and legend order", () => {
+    expect([...KINDS].sort()).toEqual([...PlanOp.shape.kind.options].sort());
+  });
+
   it("interval union and difference", () => {
     expect(union([[3, 4], [0, 1], [1, 2], [5, 5]])).toEqual([[0, 2], [3, 4]]);
     expect(subtract([[0, 10]], [[1, 2], [4, 6], [9, 12]])).toEqual([[0, 1], [2, 4], [6, 9]]);

@@ -203,6 +203,11 @@ describe("exact arithmetic", () => {
     expect(codes("link k { bandwidth = 1 GB/s, efficiency = 1 / 1e300 / 1e300 / 1e300 / 1e300 }")).toEqual(["FSM2109"]);
   });
 
+  it("reads a zero literal with a huge exponent as zero", () => {
+    expect(exact("link k { bandwidth = 1 GB/s, latency = 0e999999999999 us }", "k", "latency")).toBe("0");
+    expect(exact("link k { bandwidth = 1 GB/s, latency = 0.0e-999999999999 us }", "k", "latency")).toBe("0");
+  });
+
   it("allows intermediate results beyond the double range that come back into it", () => {
     expect(exact("link k { bandwidth = 1e300 * 1e20 / 1e300 / 1e20 * 1 GB/s }", "k", "bandwidth")).toBe("1000000000");
   });
@@ -378,7 +383,7 @@ describe("ranges", () => {
 });
 
 describe("values the parser could not read", () => {
-  it("are silent: the syntax error is the only diagnostic", () => {
+  it("are silent: nothing is reported about them beyond the syntax error", () => {
     expect(diagnose('cluster c {\n  profile = "abc\n}')).toEqual([
       // The rest of the block is checked as usual.
       "FSM2005 1:9 missing required field 'nodes' in cluster 'c'",

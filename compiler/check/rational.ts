@@ -38,6 +38,8 @@ export function parseLiteral(text: string): Rational {
   const frac = m[2] ?? "";
   const exp = Number(m[3] ?? "0") - frac.length;
   const mantissa = BigInt(m[1]! + frac);
+  // Zero whatever its exponent (`0e999999999999` is a valid literal; 10^exp is not computable).
+  if (mantissa === 0n) return ZERO;
   return exp >= 0 ? rational(mantissa * 10n ** BigInt(exp)) : rational(mantissa, 10n ** BigInt(-exp));
 }
 

@@ -6,27 +6,14 @@
  * numbers ops in that order. When no such order exists the lanes deadlock, and `finish`
  * reports the ops that are stuck at the lane heads instead.
  */
-import type { Access, Buffer, Direction, Group, Op, OpKind, Stream, TaskGraph } from "./types.js";
+import type { Buffer, Group, Op, Stream, TaskGraph } from "./types.js";
 import { STREAMS } from "./types.js";
 
-/** An op before it has its final id. */
-export interface OpSpec {
-  readonly kind: OpKind;
-  readonly stream: Stream;
-  readonly layer: number;
-  readonly dir: Direction;
-  readonly microBatch: number;
-  readonly chunk: number;
-  readonly role: string;
-  /** Ops (draft ids) that must complete first: producers of what this op reads, and so on. */
+/** An op before it has its final id: its dependencies (draft ids) instead of its waits. */
+export type OpSpec = Omit<Op, "id" | "waits"> & {
+  /** Ops that must complete first: producers of what this op reads, and so on. */
   readonly deps: readonly number[];
-  readonly accesses: readonly Access[];
-  readonly elements: number;
-  readonly macs: number;
-  readonly bytes: number;
-  readonly group: string | undefined;
-  readonly predictedUs: number;
-}
+};
 
 /** What `finish` returns: the graph, or the lane heads that wait on each other. */
 export type Finished = { readonly ok: true; readonly graph: TaskGraph } | { readonly ok: false; readonly stuck: readonly OpSpec[] };

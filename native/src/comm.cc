@@ -26,23 +26,29 @@ std::string Communicator::membersText() const {
 
 bool Communicator::rendezvous(int member, CollectiveCall* post, const std::string& who, int64_t timeoutMs, Failure& failure) {
   std::unique_lock<std::mutex> lock(m_);
+  if (broken_) return false;
   const uint64_t gen = generation_;
   if (post) {
-    posts_[member] = post;
+    posts_[member].op = post->op;
+    posts_[member].kind = post->kind;
+    posts_[member].in = post->in;
+    posts_[member].out = post->out;
+    posts_[member].inElems = post->inElems;
+    posts_[member].outElems = post->outElems;
+    posts_[member].ranges = post->ranges;
     // The last to arrive checks that every member posted the same collective.
     if (arrived_ + 1 == int(members_.size())) {
       mismatch_.clear();
-      for (std::size_t p = 0; p < posts_.size(); p++) {
-        const CollectiveCall* a = posts_[0];
-        const CollectiveCall* b = posts_[p];
-        if (!a || !b) continue;
-        if (a->op != b->op || a->kind != b->kind || a->inElems != b->inElems || a->outElems != b->outElems || a->ranges.size() != b->ranges.size()) {
-          mismatch_ = "collective mismatch in group " + group_ + " " + membersText() + ": rank " + std::to_string(members_[0]) + " issued op " + std::to_string(a->op) + " (" + kindName(a->kind) + ") while rank " +
-                      std::to_string(members_[p]) + " issued op " + std::to_string(b->op) + " (" + kindName(b->kind) + ")";
+      const CollectiveCall& a = posts_[0];
+      for (std::size_t p = 1; p < posts_.size() && mismatch_.empty(); p++) {
+        const CollectiveCall& b = posts_[p];
+        if (a.op != b.op || a.kind != b.kind || a.inElems != b.inElems || a.outElems != b.outElems || a.ranges.size() != b.ranges.size()) {
+          mismatch_ = "collective mismatch in group " + group_ + " " + membersText() + ": rank " + std::to_string(members_[0]) + " issued op " + std::to_string(a.op) + " (" + kindName(a.kind) + ") while rank " +
+                      std::to_string(members_[p]) + " issued op " + std::to_string(b.op) + " (" + kindName(b.kind) + ")";
           break;
         }
-        for (std::size_t r = 0; r < a->ranges.size() && mismatch_.empty(); r++)
-          if (a->ranges[r].second != b->ranges[r].second) mismatch_ = "collective mismatch in group " + group_ + ": all-reduce ranges differ between ranks";
+        for (std::size_t r = 0; r < a.ranges.size() && mismatch_.empty(); r++)
+          if (a.ranges[r].second != b.ranges[r].second) mismatch_ = "collective mismatch in group " + group_ + ": all-reduce ranges differ between ranks";
       }
     }
   }
@@ -55,12 +61,16 @@ bool Communicator::rendezvous(int member, CollectiveCall* post, const std::strin
   } else {
     const auto deadline = Clock::now() + std::chrono::milliseconds(timeoutMs);
     while (generation_ == gen) {
-      if (failure.failed()) return false;
+      if (failure.failed() || broken_) {
+        broken_ = true;
+        return false;
+      }
       if (Clock::now() >= deadline) {
         std::string missing;
         for (std::size_t p = 0; p < members_.size(); p++)
           if (!here_[p]) missing += (missing.empty() ? "" : ", ") + std::to_string(members_[p]);
         failure.fail(who + " timed out after " + std::to_string(timeoutMs) + " ms waiting in group " + group_ + " " + membersText() + " for rank" + (missing.find(',') != std::string::npos ? "s " : " ") + missing);
+        broken_ = true;  // nobody completes this rendezvous any more
         return false;
       }
       cv_.wait_for(lock, std::chrono::milliseconds(5));
@@ -68,9 +78,10 @@ bool Communicator::rendezvous(int member, CollectiveCall* post, const std::strin
   }
   if (!mismatch_.empty()) {
     failure.fail(who + ": " + mismatch_);
+    broken_ = true;
     return false;
   }
-  return true;
+  return !broken_;
 }
 
 bool Communicator::run(int q, CollectiveCall& c, const std::string& who, int64_t timeoutMs, Failure& failure) {
@@ -83,17 +94,17 @@ bool Communicator::run(int q, CollectiveCall& c, const std::string& who, int64_t
   switch (c.kind) {
     case OpKind::AllToAll: {
       const int64_t block = c.inElems / P;
-      for (int64_t p = 0; p < P; p++) std::memcpy(c.out + p * block, posts_[p]->in + q * block, sizeof(float) * block);
+      for (int64_t p = 0; p < P; p++) std::memcpy(c.out + p * block, posts_[p].in + q * block, sizeof(float) * block);
       break;
     }
     case OpKind::AllGather:
-      for (int64_t p = 0; p < P; p++) std::memcpy(c.out + p * c.inElems, posts_[p]->in, sizeof(float) * c.inElems);
+      for (int64_t p = 0; p < P; p++) std::memcpy(c.out + p * c.inElems, posts_[p].in, sizeof(float) * c.inElems);
       break;
     case OpKind::ReduceScatter: {
       const int64_t n = c.outElems;
       for (int64_t e = 0; e < n; e++) {
         float s = 0;
-        for (int64_t p = 0; p < P; p++) s += posts_[p]->in[q * n + e];
+        for (int64_t p = 0; p < P; p++) s += posts_[p].in[q * n + e];
         c.out[e] = s;
       }
       break;
@@ -106,7 +117,7 @@ bool Communicator::run(int q, CollectiveCall& c, const std::string& who, int64_t
       for (std::size_t r = 0; r < c.ranges.size(); r++) {
         const int64_t n = c.ranges[r].second;
         for (int64_t p = 0; p < P; p++) {
-          const float* src = posts_[p]->ranges[r].first;
+          const float* src = posts_[p].ranges[r].first;
           for (int64_t e = 0; e < n; e++) c.scratch[at + e] += src[e];
         }
         at += n;

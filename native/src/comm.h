@@ -45,7 +45,7 @@ struct CollectiveCall {
 
 class Communicator {
  public:
-  Communicator(std::string group, std::vector<int> members) : group_(std::move(group)), members_(std::move(members)), posts_(members_.size(), nullptr), here_(members_.size(), 0) {}
+  Communicator(std::string group, std::vector<int> members) : group_(std::move(group)), members_(std::move(members)), posts_(members_.size()), here_(members_.size(), 0) {}
 
   /**
    * Run `call` as member `member` of this communicator. `who` describes the calling op for
@@ -63,7 +63,9 @@ class Communicator {
   std::vector<int> members_;
   std::mutex m_;
   std::condition_variable cv_;
-  std::vector<CollectiveCall*> posts_;
+  /** Copies of what each member posted (buffers live in arenas that outlive every thread of the run). */
+  std::vector<CollectiveCall> posts_;
+  bool broken_ = false;
   std::vector<char> here_;
   int arrived_ = 0;
   uint64_t generation_ = 0;

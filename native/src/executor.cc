@@ -73,9 +73,15 @@ struct World {
   std::vector<std::vector<Communicator*>> commOf;  // [group][rank]
   Clock::time_point t0 = Clock::now();
   int spinUs = 0;
+  /**
+   * Waits that depend on a collective (events, the barrier between iterations) give up only
+   * after a multiple of the collective timeout, so that the collective that is stuck reports
+   * first, with its op, stream and rank.
+   */
+  int64_t safetyMs = 0;
   std::vector<std::vector<double>> iterStart, iterEnd;  // [rank][iteration], µs since t0
 
-  World(const Plan& p, const RunOptions& o) : plan(p), opt(o), barrier(p.job.world) {
+  World(const Plan& p, const RunOptions& o) : plan(p), opt(o), barrier(p.job.world), safetyMs(4 * o.timeoutMs + 1000) {
     const int W = p.job.world;
     commOf.assign(p.groups.size(), std::vector<Communicator*>(W, nullptr));
     for (std::size_t g = 0; g < p.groups.size(); g++) {
@@ -225,7 +231,7 @@ class Rank {
   void iterate() {
     const int n = int(p_.ops.size());
     for (int it = 0; it < w_.opt.iterations; it++) {
-      if (!w_.barrier.wait(w_.failure, w_.opt.timeoutMs, rank_)) return;
+      if (!w_.barrier.wait(w_.failure, w_.safetyMs, rank_)) return;
       for (const Buffer& b : p_.buffers)
         if (b.persistent && b.given == 0) std::memset(base() + b.offset, 0, std::size_t(b.bytes));  // gradients start at zero
       completed_.store(0);
@@ -245,7 +251,7 @@ class Rank {
       sleepers_--;
       w_.iterEnd[rank_][it] = micros(w_.t0, Clock::now());
     }
-    w_.barrier.wait(w_.failure, w_.opt.timeoutMs, rank_);
+    w_.barrier.wait(w_.failure, w_.safetyMs, rank_);
   }
 
   bool waitEvent(const Op& op, int w, int stamp) {
@@ -255,7 +261,7 @@ class Rank {
       while (done_[w].load(std::memory_order_acquire) < stamp && Clock::now() < until) {}
       if (done_[w].load(std::memory_order_acquire) >= stamp) return true;
     }
-    const auto deadline = Clock::now() + std::chrono::milliseconds(w_.opt.timeoutMs);
+    const auto deadline = Clock::now() + std::chrono::milliseconds(w_.safetyMs);
     std::unique_lock<std::mutex> lock(evm_);
     sleepers_++;
     bool ok = true;
@@ -265,7 +271,7 @@ class Rank {
         break;
       }
       if (Clock::now() >= deadline) {
-        w_.failure.fail(describe(op, rank_) + " timed out after " + std::to_string(w_.opt.timeoutMs) + " ms waiting for the event of op " + std::to_string(w) + " (" + kindName(p_.ops[w].kind) + " '" + p_.ops[w].role + "' on stream " + streamName(p_.ops[w].stream) + ")");
+        w_.failure.fail(describe(op, rank_) + " timed out after " + std::to_string(w_.safetyMs) + " ms waiting for the event of op " + std::to_string(w) + " (" + kindName(p_.ops[w].kind) + " '" + p_.ops[w].role + "' on stream " + streamName(p_.ops[w].stream) + ")");
         ok = false;
         break;
       }

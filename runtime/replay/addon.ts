@@ -54,19 +54,21 @@ export interface NativeAddon {
 
 let cached: { addon?: NativeAddon; error?: string } | undefined;
 
-/** The addon, or a message saying why it cannot be loaded (and how to build it). */
-export function loadAddon(): { addon?: NativeAddon; error?: string } {
-  if (cached) return cached;
-  if (!existsSync(ADDON_PATH)) {
-    cached = { error: `the native host runtime is not built (no ${ADDON_PATH}); run \`${BUILD_COMMAND}\`` };
-    return cached;
+/** The addon (from `path`, by default where cmake-js builds it), or a message saying why it cannot be loaded and how to build it. */
+export function loadAddon(path: string = ADDON_PATH): { addon?: NativeAddon; error?: string } {
+  if (path === ADDON_PATH && cached) return cached;
+  let r: { addon?: NativeAddon; error?: string };
+  if (!existsSync(path)) {
+    r = { error: `the native host runtime is not built (no ${path}); run \`${BUILD_COMMAND}\`` };
+  } else {
+    try {
+      r = { addon: createRequire(import.meta.url)(path) as NativeAddon };
+    } catch (e) {
+      r = { error: `the native host runtime at ${path} cannot be loaded (${(e as Error).message}); rebuild it with \`${BUILD_COMMAND}\`` };
+    }
   }
-  try {
-    cached = { addon: createRequire(import.meta.url)(ADDON_PATH) as NativeAddon };
-  } catch (e) {
-    cached = { error: `the native host runtime at ${ADDON_PATH} cannot be loaded (${(e as Error).message}); rebuild it with \`${BUILD_COMMAND}\`` };
-  }
-  return cached;
+  if (path === ADDON_PATH) cached = r;
+  return r;
 }
 
 /** The addon; throws an Error with the build command when it is missing. */

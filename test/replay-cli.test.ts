@@ -1,0 +1,157 @@
+/**
+ * `fsmoec run` and the pieces around it: the counter-based generator every backend shares,
+ * --shrink keeping a job's structure, the CLI's output and exit codes, and the message when the
+ * addon is not built.
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { check } from "../compiler/check/check.js";
+import { program } from "../cli/main.js";
+import { checkedJob, layerJobSource } from "../runtime/replay/fixtures.js";
+import { loadAddon, planFor, shrink } from "../runtime/replay/index.js";
+
+const { addon, error } = loadAddon();
+if (!addon) console.warn(`replay CLI tests skipped: ${error}`);
+
+/** Run the CLI in-process and wait for the asynchronous run command. */
+async function fsmoec(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = "";
+  let err = "";
+  let code = 0;
+  const saved = process.exitCode;
+  try {
+    await program({ out: (s) => (out += s), err: (s) => (err += s) }, (c) => (code = c)).exitOverride().parseAsync(argv, { from: "user" });
+  } finally {
+    process.exitCode = saved;
+  }
+  return { code, out, err };
+}
+
+describe("the native addon's loader", () => {
+  it("names the build command when the addon is missing", () => {
+    const r = loadAddon("/nonexistent/fsmoec_native.node");
+    expect(r.addon).toBeUndefined();
+    expect(r.error).toMatch(/not built .*run `npm run build:native`/);
+  });
+});
+
+describe.skipIf(!addon)("the counter-based generator", () => {
+  it("is Philox4x32-10: Random123's known answers", () => {
+    const hex = (v: number[]) => v.map((x) => x.toString(16).padStart(8, "0"));
+    expect(hex(addon!.philox([0, 0, 0, 0], [0, 0]))).toEqual(["6627e8d5", "e169c58d", "bc57ac4c", "9b00dbd8"]);
+    expect(hex(addon!.philox([0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff], [0xffffffff, 0xffffffff]))).toEqual(["408f276d", "41c83b0e", "a20bc7c6", "6d5451fd"]);
+    expect(hex(addon!.philox([0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344], [0xa4093822, 0x299f31d0]))).toEqual(["d16cfe09", "94fdcceb", "5001e420", "24126ea1"]);
+  });
+
+  it("is keyed by seed, tensor and element index, uniform in [-a, a)", () => {
+    const v = addon!.uniform(7, "L0.router", 12345, 0.5);
+    expect(addon!.uniform(7, "L0.router", 12345, 0.5)).toBe(v);
+    expect(addon!.uniform(8, "L0.router", 12345, 0.5)).not.toBe(v);
+    expect(addon!.uniform(7, "L0.w1", 12345, 0.5)).not.toBe(v);
+    expect(addon!.uniform(7, "L0.router", 12346, 0.5)).not.toBe(v);
+    let sum = 0;
+    for (let i = 0; i < 4000; i++) {
+      const x = addon!.uniform(3, "input", i, 1);
+      expect(x).toBeGreaterThanOrEqual(-1);
+      expect(x).toBeLessThan(1);
+      sum += x;
+    }
+    expect(Math.abs(sum / 4000)).toBeLessThan(0.05);
+  });
+});
+
+describe("--shrink keeps a job's structure at host size", () => {
+  const job = (file: string, name?: string) => check(file).program.jobs.find((j) => name === undefined || j.name === name)!;
+
+  it("keeps ESP over the node and EP over the rail (FSMoE's default layout)", () => {
+    const s = shrink(job("examples/layer-sweep.moe", "layer_job")).job;
+    expect([s.cluster.nodes, s.cluster.gpusPerNode]).toEqual([2, 4]);
+    expect(s.parallel).toMatchObject({ tp: 4, esp: 4, ep: 2, edp: 1 });
+    expect(s.model.hidden).toBeLessThanOrEqual(256);
+    expect(s.model.dtype).toBe("fp32");
+    expect(s.model.moe.router).toBe("softmax_topk");
+  });
+
+  it("keeps EP inside the node with expert replicas across nodes", () => {
+    const src = layerJobSource({ nodes: 4, gpus: 8, experts: 16, parallel: "esp = 1, ep = 8" });
+    const s = shrink(checkedJob(src)).job;
+    expect(s.parallel).toMatchObject({ esp: 1, ep: 4, edp: 2 });
+    expect(s.model.moe.experts % 4).toBe(0);
+  });
+
+  it("keeps EP over the world and the router's group limits", () => {
+    const src = layerJobSource({ nodes: 8, gpus: 8, experts: 64, topK: 4, parallel: "esp = 1, ep = 64", router: "sigmoid", routerFields: "groups = 8, topk_groups = 2, route_scale = 2.5" });
+    const s = shrink(checkedJob(src)).job;
+    expect(s.parallel).toMatchObject({ esp: 1, ep: 8, edp: 1 });
+    expect(s.model.moe.groups).toBe(4);
+    expect(s.model.moe.topkGroups! * (s.model.moe.experts / s.model.moe.groups!)).toBeGreaterThanOrEqual(s.model.moe.topK);
+    expect(s.model.moe.routeScale).toBe(2.5);
+  });
+
+  it("keeps a model's layer pattern in a few layers", () => {
+    const s = shrink(job("examples/tiny.moe")).job;
+    expect(s.model.layers).toBeLessThanOrEqual(4);
+    expect(s.model.moeLayers).toEqual([1, 3]);
+    expect(planFor(s, "fsmoe").plan).toBeDefined();
+  });
+});
+
+describe.skipIf(!addon)("fsmoec run --backend host", () => {
+  it("replays a shrunk real job and verifies it against the reference", async () => {
+    const r = await fsmoec("run", "examples/layer-sweep.moe", "--job", "layer_job", "--backend", "host", "--shrink", "--verify", "--iterations", "2");
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/run layer_job \(auto\) on the host backend: 8 ranks/);
+    expect(r.out).toMatch(/shrunk: ranks 6×8 → 2×4/);
+    expect(r.out).toMatch(/verify: PASS — 32 tensors on 8 ranks/);
+    expect(r.out).toMatch(/routing identical/);
+  });
+
+  it("runs every strategy with --schedule and reports JSON", async () => {
+    for (const s of ["deepspeed", "tutel", "fsmoe", "auto"]) {
+      const r = await fsmoec("run", "examples/mixtral-6e.moe", "--shrink", "--verify", "--schedule", s, "--format", "json");
+      if (r.code === 1) {
+        // A model job: its dense blocks are not on the host backend yet.
+        expect(r.err).toMatch(/op kind \w+ not supported by the host backend yet/);
+        continue;
+      }
+      const j = JSON.parse(r.out) as { strategy: string; verify: { ok: boolean } };
+      expect(j.strategy).toBe(s);
+      expect(j.verify.ok).toBe(true);
+    }
+  });
+
+  it("refuses a model job's dense blocks with a clear message", async () => {
+    const r = await fsmoec("run", "examples/tiny.moe", "--shrink");
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/the host backend rejects this plan: op 0 \(embed 'embedding'.*\): op kind embed not supported by the host backend yet/);
+  });
+
+  it("refuses a full-size bf16 job and points at --shrink", async () => {
+    const r = await fsmoec("run", "examples/layer-sweep.moe", "--job", "layer_job");
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/fp32.*--shrink/);
+  });
+
+  it("replays a plan.json and writes a Chrome trace", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "fsmoec-run-"));
+    const { plan } = planFor(checkedJob(layerJobSource({ nodes: 2, gpus: 2 })), "fsmoe");
+    writeFileSync(join(dir, "plan.json"), JSON.stringify(plan));
+    const r = await fsmoec("run", join(dir, "plan.json"), "--iterations", "3", "--trace", join(dir, "trace.json"));
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/3 iterations: [\d.]+ ms per iteration \(median\)/);
+    const trace = JSON.parse(readFileSync(join(dir, "trace.json"), "utf8")) as { traceEvents: { ph: string; pid: number }[] };
+    expect(trace.traceEvents.filter((e) => e.ph === "X").length).toBe(4 * plan!.ops.length);
+  });
+
+  it("rejects a truncated plan.json with the byte where it breaks", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "fsmoec-run-"));
+    const { plan } = planFor(checkedJob(layerJobSource({})), "fsmoe");
+    writeFileSync(join(dir, "plan.json"), JSON.stringify(plan).slice(0, 300));
+    const r = await fsmoec("run", join(dir, "plan.json"));
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/rejects this plan: plan: malformed JSON: byte 300: /);
+  });
+});
