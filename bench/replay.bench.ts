@@ -75,3 +75,24 @@ await dispatch("4 ranks, 3 streams (fsmoe)", { nodes: 2, gpus: 2, microBatches: 
       `median iteration ${(median(r.iterationUs) / 1000).toFixed(2)} ms vs predicted ${(p.predicted.iterationUs / 1000).toFixed(3)} ms (the cluster's hardware model, not this host)`,
   );
 }
+
+// Predicted vs measured on this machine with its own profile (4 ranks).
+{
+  const { profileHost } = await import("../runtime/replay/profile.js");
+  const { writeFileSync, mkdtempSync } = await import("node:fs");
+  const { join, relative } = await import("node:path");
+  const { tmpdir } = await import("node:os");
+  const { profile } = await profileHost({ iterations: 5 });
+  const file = join(mkdtempSync(join(tmpdir(), "fsmoe-profile-")), "host.json");
+  writeFileSync(file, JSON.stringify(profile));
+  // The compiler resolves a profile path against the .moe file's folder (here the working directory).
+  const named = relative(process.cwd(), file);
+  for (const strategy of ["deepspeed", "tutel", "fsmoe", "auto"] as const) {
+    const { plan: p, router } = plan({ nodes: 2, gpus: 2, hidden: 128, expertHidden: 256, seqLen: 64, microBatches: 2, profile: named }, strategy);
+    const r = await replay(p, { iterations: 20, router });
+    if (!r.ok) throw new Error(r.error);
+    const measured = median(r.iterationUs.slice(2));
+    const predicted = p.predicted.iterationUs;
+    console.log(`predicted vs measured, tiny layer job at 4 ranks, ${strategy}: predicted ${(predicted / 1000).toFixed(2)} ms, measured ${(measured / 1000).toFixed(2)} ms (median of 18), error ${(((predicted - measured) / measured) * 100).toFixed(0)}%`);
+  }
+}

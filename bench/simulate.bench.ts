@@ -7,6 +7,7 @@
  * event loop alone, and prints simulated ops per second.
  * Run: npx tsx bench/simulate.bench.ts
  */
+import { cpus, loadavg } from "node:os";
 import { check } from "../compiler/check/check.js";
 import { compileJob, programText } from "../compiler/compile/index.js";
 import { buildPlan } from "../compiler/plan/build.js";
@@ -18,16 +19,21 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-function timeIt(f: () => void, minMs = 400): number {
-  for (let i = 0; i < 5; i++) f();
+/** Median wall time of one call (ms), and the mean CPU time of one call (ms; unaffected by other processes). */
+function timeIt(f: () => void, minMs = 600): { wall: number; cpu: number } {
+  // Warm up until the engine is optimized (the first calls run unoptimized code).
+  const w0 = performance.now();
+  for (let i = 0; i < 30 || performance.now() - w0 < 300; i++) f();
   const times: number[] = [];
   const t0 = performance.now();
-  while (times.length < 15 || performance.now() - t0 < minMs) {
+  const c0 = process.cpuUsage();
+  while (times.length < 21 || performance.now() - t0 < minMs) {
     const t = performance.now();
     f();
     times.push(performance.now() - t);
   }
-  return median(times);
+  const c = process.cpuUsage(c0);
+  return { wall: median(times), cpu: (c.user + c.system) / 1000 / times.length };
 }
 
 const cases: [string, string | undefined][] = [
@@ -40,7 +46,7 @@ const modes: [string, SimulationOptions][] = [
   ["contention + interference 1.2 + zipf:1.2", { contention: true, interference: 1.2, skew: { kind: "zipf", s: 1.2 } }],
 ];
 
-const rows: string[][] = [["plan", "ops", "mode", "median", "ops/s", "target"]];
+const rows: string[][] = [["plan", "ops", "mode", "median wall", "ops/s (wall)", "ops/s (CPU)", "target"]];
 const all: number[] = [];
 for (const [file, name] of cases) {
   const r = check(file);
@@ -50,16 +56,17 @@ for (const [file, name] of cases) {
   const input = inputFromCompiled(c, plan);
   const n = plan.ops.length;
   for (const [mode, o] of modes) {
-    const ms = timeIt(() => simulate(input, o));
-    const rate = (n / ms) * 1000;
+    const t = timeIt(() => simulate(input, o));
+    const rate = (n / t.wall) * 1000;
     all.push(rate);
-    rows.push([job.name, String(n), `simulate, ${mode}`, `${ms.toFixed(2)} ms`, `${(rate / 1e6).toFixed(2)} M`, rate >= 1e6 ? "≥ 1 M: ok" : "≥ 1 M: MISSED"]);
+    rows.push([job.name, String(n), `simulate, ${mode}`, `${t.wall.toFixed(2)} ms`, `${(rate / 1e6).toFixed(2)} M`, `${((n / t.cpu) * 1000 / 1e6).toFixed(2)} M`, rate >= 1e6 ? "≥ 1 M: ok" : "≥ 1 M: MISSED"]);
   }
   const p = prepare(input, { contention: true });
-  const ms = timeIt(() => runEngine(p, true, 1));
-  rows.push([job.name, String(n), "event loop alone, contention", `${ms.toFixed(2)} ms`, `${((n / ms) * 1000 / 1e6).toFixed(2)} M`, ""]);
+  const t = timeIt(() => runEngine(p, true, 1));
+  rows.push([job.name, String(n), "event loop alone, contention", `${t.wall.toFixed(2)} ms`, `${((n / t.wall) * 1000 / 1e6).toFixed(2)} M`, `${((n / t.cpu) * 1000 / 1e6).toFixed(2)} M`, ""]);
 }
-rows.push(["all plans", "", "simulate, median over the rows above", "", `${(median(all) / 1e6).toFixed(2)} M`, median(all) >= 1e6 ? "≥ 1 M: ok" : "≥ 1 M: MISSED"]);
+rows.push(["all plans", "", "simulate, median over the rows above", "", `${(median(all) / 1e6).toFixed(2)} M`, "", median(all) >= 1e6 ? "≥ 1 M: ok" : "≥ 1 M: MISSED"]);
+console.log(`load average ${loadavg().map((x) => x.toFixed(1)).join(" ")} on ${cpus().length} cores (wall figures suffer when it exceeds the cores; CPU figures do not)`);
 
 const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
 for (const r of rows) console.log(r.map((c, i) => c.padEnd(w[i]!)).join("  ").trimEnd());

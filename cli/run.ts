@@ -21,6 +21,7 @@ import { chromeTrace, loadAddon, planFor, routerOptions, shrink, TOLERANCE, veri
 import type { Io } from "./compile.js";
 import { Exit } from "./exit.js";
 import { writeFileAtomic } from "./io.js";
+import { profileHost } from "../runtime/replay/profile.js";
 
 interface RunFlags {
   readonly backend: string;
@@ -48,8 +49,29 @@ function median(xs: readonly number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-/** Register `run` on the CLI. */
+/** Register `run` and `profile` on the CLI. */
 export function registerRunCommands(cli: Command, io: Io, setExit: (code: number) => void, version: string): void {
+  const finish = (code: number) => {
+    setExit(code);
+    if (code !== Exit.ok) process.exitCode = code;
+  };
+  cli
+    .command("profile")
+    .description("time every op class on a backend over a sweep of sizes, fit α and β by least squares, and write a profile a cluster can name")
+    .addOption(new Option("--backend <backend>", "where to measure").choices(["host", "cuda"]).default("host"))
+    .requiredOption("-o, --out <file>", "the profile file to write")
+    .option("--iterations <n>", "iterations per sweep point", "5")
+    .option("--name <name>", "the profile's name", "host")
+    .addOption(new Option("--format <format>", "how to report").choices(["text", "json"]).default("text"))
+    .action(async (flags: { backend: string; out: string; iterations: string; name: string; format: string }) => {
+      try {
+        finish(await profileCommand(flags, io));
+      } catch (e) {
+        io.err(`fsmoec: error: ${(e as Error).message}\n`);
+        finish(Exit.runtime);
+      }
+    });
+
   cli
     .command("run <file>")
     .description("replay a job's plan on a backend (host: real fp32 math); --verify compares it with the unscheduled reference")
@@ -63,10 +85,6 @@ export function registerRunCommands(cli: Command, io: Io, setExit: (code: number
     .option("--timeout <ms>", "how long a collective may wait for its peers", "10000")
     .addOption(new Option("--format <format>", "how to report").choices(["text", "json"]).default("text"))
     .action(async (file: string, flags: RunFlags) => {
-      const finish = (code: number) => {
-        setExit(code);
-        if (code !== Exit.ok) process.exitCode = code;
-      };
       try {
         finish(await runCommand(file, flags, io, version));
       } catch (e) {
@@ -240,4 +258,40 @@ function printVerify(c: Comparison, io: Io): void {
   const width = Math.max(0, ...[...byName.keys()].map((n) => n.length));
   for (const [name, e] of byName) io.out(`  ${name.padEnd(width)}  ${e.toExponential(2)}${e <= c.tolerance ? "" : "  FAIL"}\n`);
   for (const m of c.missing) io.out(`  missing: ${m}\n`);
+}
+
+async function profileCommand(flags: { backend: string; out: string; iterations: string; name: string; format: string }, io: Io): Promise<number> {
+  const iterations = Number(flags.iterations);
+  if (!Number.isInteger(iterations) || iterations < 1 || iterations > 1000) {
+    io.err(`fsmoec: error: --iterations expects a whole number from 1 to 1000, got '${flags.iterations}'\n`);
+    return Exit.usage;
+  }
+  if (flags.backend !== "host") {
+    io.err(`fsmoec: error: the ${flags.backend} backend is not built yet; use --backend host\n`);
+    return Exit.runtime;
+  }
+  const loaded = loadAddon();
+  if (!loaded.addon) {
+    io.err(`fsmoec: error: ${loaded.error}\n`);
+    return Exit.runtime;
+  }
+  const { profile, fits } = await profileHost({ iterations, name: flags.name, ...(flags.format === "text" && { onProgress: (d: number, n: number) => io.err(`\rprofiling ${d}/${n}`) }) });
+  if (flags.format === "text") io.err("\n");
+  try {
+    writeFileAtomic(flags.out, JSON.stringify(profile, null, 2) + "\n");
+  } catch (e) {
+    io.err(`fsmoec: error: cannot write ${flags.out}: ${(e as Error).message}\n`);
+    return Exit.runtime;
+  }
+  if (flags.format === "json") {
+    io.out(JSON.stringify({ file: flags.out, profile, fits }, null, 2) + "\n");
+    return Exit.ok;
+  }
+  io.out(`profile '${profile.name}' of the host backend: t = α + β·n, least squares\n`);
+  const rows = fits.map((f) => [f.op, f.group ?? "", f.dir ?? "", f.gemms === undefined ? "" : String(f.gemms), f.alphaUs.toFixed(3), f.betaUs.toExponential(3), f.r2.toFixed(3), String(f.samples)]);
+  const head = ["op", "group", "dir", "gemms", "α µs", "β µs", "R²", "points"];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  for (const r of [head, ...rows]) io.out("  " + r.map((c, i) => (i >= 4 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join("  ") + "\n");
+  io.out(`wrote ${flags.out} (name it in a cluster: profile = "${flags.out}")\n`);
+  return Exit.ok;
 }

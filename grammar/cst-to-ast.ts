@@ -101,18 +101,10 @@ export class AstBuilder extends BaseVisitor {
     // Chevrotain collects the commas in source order, as it does the fields.
     const commas = (ctx["Comma"] ?? []).filter(isToken).map((t) => t.startOffset);
     const span = this.nodeSpan(node);
-    // Fields are separated by line breaks or commas (LANGUAGE.md, "Shape"). Fields and commas
-    // are both in source order, so one pass over each finds the comma after each field.
-    let c = 0;
-    for (let i = 1; i < fields.length; i++) {
-      const prev = fields[i - 1]!;
+    // Fields are separated by line breaks or commas (LANGUAGE.md, "Shape").
+    for (const i of unseparated(fields, commas, (a, b) => this.sameLine(a, b))) {
       const cur = fields[i]!;
-      while (c < commas.length && commas[c]! < prev.span.end) c++;
-      if (prev.value.kind === "error" || cur.value.kind === "error") continue;
-      const between = c < commas.length && commas[c]! < cur.span.start;
-      if (!between && this.sameLine(prev.span.end, cur.span.start)) {
-        this.diagnostics.push(diagnostic("FSM1009", cur.path[0]?.span ?? cur.span));
-      }
+      this.diagnostics.push(diagnostic("FSM1009", cur.path[0]?.span ?? cur.span));
     }
     return { kind: "body", fields, span };
   }
@@ -269,6 +261,30 @@ export class AstBuilder extends BaseVisitor {
     }
     return out;
   }
+}
+
+/**
+ * The indices of the fields that follow another field on its line with no comma between them
+ * (FSM1009); fields whose value is an error are skipped. `commas` are the offsets of the body's
+ * commas. Fields and commas are both in source order, so one pass over each suffices: the work
+ * is linear in the number of fields and commas.
+ */
+export function unseparated(
+  fields: readonly { readonly span: Span; readonly value: { readonly kind: string } }[],
+  commas: ArrayLike<number>,
+  sameLine: (from: number, to: number) => boolean,
+): number[] {
+  const out: number[] = [];
+  let c = 0;
+  for (let i = 1; i < fields.length; i++) {
+    const prev = fields[i - 1]!;
+    const cur = fields[i]!;
+    while (c < commas.length && commas[c]! < prev.span.end) c++;
+    if (prev.value.kind === "error" || cur.value.kind === "error") continue;
+    const between = c < commas.length && commas[c]! < cur.span.start;
+    if (!between && sameLine(prev.span.end, cur.span.start)) out.push(i);
+  }
+  return out;
 }
 
 function t_recovered(t: IToken): boolean {

@@ -155,3 +155,32 @@ describe.skipIf(!addon)("fsmoec run --backend host", () => {
     expect(r.err).toMatch(/rejects this plan: plan: malformed JSON: byte 300: /);
   });
 });
+
+describe("host profiling", () => {
+  it("fits α and β by least squares", async () => {
+    const { fitLine } = await import("../runtime/replay/profile.js");
+    const f = fitLine([1, 2, 4, 8, 16].map((n) => ({ n, us: 3 + 0.5 * n })));
+    expect(f.alphaUs).toBeCloseTo(3, 9);
+    expect(f.betaUs).toBeCloseTo(0.5, 9);
+    expect(f.r2).toBeCloseTo(1, 9);
+    // Never negative: a falling line is the mean, a negative intercept refits through the origin.
+    expect(fitLine([{ n: 1, us: 5 }, { n: 2, us: 4 }])).toMatchObject({ alphaUs: 4.5, betaUs: 0 });
+    expect(fitLine([{ n: 1, us: 0 }, { n: 2, us: 3 }]).alphaUs).toBe(0);
+  });
+
+  it.skipIf(!addon)("writes a profile the compiler reads", async () => {
+    const { profileHost } = await import("../runtime/replay/profile.js");
+    const { Profile } = await import("../compiler/cost/profiles.js");
+    const { profile, fits } = await profileHost({ iterations: 1, specs: [{ hidden: 32, seqLen: 16 }, { hidden: 64, seqLen: 32, activation: "swiglu" }] });
+    expect(Profile.safeParse(profile).success).toBe(true);
+    expect(new Set(fits.map((f) => f.op))).toEqual(new Set(["all_to_all", "all_gather", "reduce_scatter", "all_reduce", "expert_gemm", "dense_gemm", "memory"]));
+    // A cluster next to the file names it, and the compiler prices the plan with it.
+    const dir = mkdtempSync(join(tmpdir(), "fsmoec-profile-"));
+    writeFileSync(join(dir, "host.json"), JSON.stringify(profile));
+    writeFileSync(join(dir, "job.moe"), layerJobSource({ profile: "host.json" }));
+    const job = check(join(dir, "job.moe")).program.jobs[0]!;
+    const { plan, diagnostics } = planFor(job, "fsmoe");
+    expect(diagnostics.filter((d) => d.severity === "error")).toEqual([]);
+    expect(plan!.costModel.name).toBe("host");
+  });
+});

@@ -94,7 +94,7 @@ bool stringArg(const Napi::CallbackInfo& info, std::size_t i, std::string& out, 
   return false;
 }
 
-Napi::Object toJs(Napi::Env env, const RunResult& r, const Plan* plan) {
+Napi::Object toJs(Napi::Env env, const RunResult& r) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("ok", Napi::Boolean::New(env, r.ok));
   if (!r.ok) {
@@ -165,7 +165,7 @@ class RunWorker : public Napi::AsyncWorker {
       result_.error = std::string("internal error: ") + e.what();
     }
   }
-  void OnOK() override { deferred_.Resolve(toJs(Env(), result_, nullptr)); }
+  void OnOK() override { deferred_.Resolve(toJs(Env(), result_)); }
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
  private:

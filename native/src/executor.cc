@@ -63,6 +63,34 @@ class Barrier {
   std::condition_variable cv_;
 };
 
+/** Threads joined when it goes out of scope, also when an exception leaves the scope (never std::terminate). */
+class Threads {
+ public:
+  Threads() = default;
+  Threads(const Threads&) = delete;
+  Threads& operator=(const Threads&) = delete;
+  ~Threads() { join(); }
+  /** Start `f`; false (after failing the run, so started threads wind down) when no thread can be made. */
+  template <class F>
+  bool start(F&& f, Failure& failure, const std::string& what) {
+    try {
+      threads_.emplace_back(std::forward<F>(f));
+      return true;
+    } catch (const std::exception& e) {
+      failure.fail("cannot start " + what + ": " + e.what());
+      return false;
+    }
+  }
+  void join() {
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
+    threads_.clear();
+  }
+
+ private:
+  std::vector<std::thread> threads_;
+};
+
 /** State every rank shares. */
 struct World {
   const Plan& plan;
@@ -169,16 +197,17 @@ class Rank {
   void main() {
     try {
       if (!setup()) return;
-      std::vector<std::thread> workers;
-      for (int s = 0; s < kStreams; s++) {
+      Threads workers;
+      bool started = true;
+      for (int s = 0; s < kStreams && started; s++) {
         if (p_.streamOps[s].empty()) continue;
         queues_[s].init(p_.streamOps[s].size());
-        workers.emplace_back([this, s] { worker(s); });
+        started = workers.start([this, s] { worker(s); }, w_.failure, std::string("the ") + streamName(s) + " stream of rank " + std::to_string(rank_));
       }
-      iterate();
+      if (started) iterate();
       for (int s = 0; s < kStreams; s++)
         if (!p_.streamOps[s].empty()) queues_[s].push(-1);
-      for (auto& t : workers) t.join();
+      workers.join();
       if (!w_.failure.failed()) finish();
     } catch (const std::bad_alloc&) {
       w_.failure.fail("rank " + std::to_string(rank_) + ": out of memory");
@@ -369,8 +398,14 @@ class Rank {
       case OpKind::Order:
       case OpKind::DispatchGemm:
         if (!routed) return fail(op, "no routing for this layer and micro-batch");
-        if (!op.bwd) orderForward(j_, C, L.fwdDegree, acc(op, 0), sv.routing, buf(op, 2));
-        else orderBackward(j_, C, L.bwdDegree, buf(op, 0), sv.routing, acc(op, 1));
+        if (op.kind == OpKind::DispatchGemm) {
+          if (!op.bwd) dispatchEinsum(j_, C, L.fwdDegree, acc(op, 0), sv.routing, buf(op, 2));
+          else dispatchEinsumBackward(j_, C, L.bwdDegree, buf(op, 0), sv.routing, acc(op, 1));
+        } else if (!op.bwd) {
+          orderForward(j_, C, L.fwdDegree, acc(op, 0), sv.routing, buf(op, 2));
+        } else {
+          orderBackward(j_, C, L.bwdDegree, buf(op, 0), sv.routing, acc(op, 1));
+        }
         return true;
       case OpKind::Iorder:
       case OpKind::CombineGemm:
@@ -379,7 +414,8 @@ class Rank {
           const float* comb = buf(op, 0);
           sv.comb.assign(comb, comb + E * C * M);
           float* y = acc(op, 2);
-          iorderForward(j_, C, L.fwdDegree, comb, sv.routing, y);
+          if (op.kind == OpKind::CombineGemm) combineEinsum(j_, C, L.fwdDegree, comb, sv.routing, y);
+          else iorderForward(j_, C, L.fwdDegree, comb, sv.routing, y);
           if (op.outputTap) {
             // loss = Σ y ⊙ cotangent, the cotangent being the given gradient of the output.
             const uint32_t cot = tensorId(kCotangentTensor);
@@ -399,7 +435,8 @@ class Rank {
         } else {
           if (sv.comb.size() != std::size_t(E * C * M)) return fail(op, "no forward combine for this layer and micro-batch");
           sv.dweight.assign(sv.routing.choice.size(), 0.0f);
-          iorderBackward(j_, C, L.fwdDegree, L.bwdDegree, acc(op, 0), sv.comb.data(), sv.routing, buf(op, 2), sv.dweight.data());
+          if (op.kind == OpKind::CombineGemm) combineEinsumBackward(j_, C, L.fwdDegree, L.bwdDegree, acc(op, 0), sv.comb.data(), sv.routing, buf(op, 2), sv.dweight.data());
+          else iorderBackward(j_, C, L.fwdDegree, L.bwdDegree, acc(op, 0), sv.comb.data(), sv.routing, buf(op, 2), sv.dweight.data());
         }
         return true;
       case OpKind::Expert: {
@@ -455,9 +492,11 @@ RunResult runPlan(const Plan& plan, const RunOptions& options) {
     std::vector<std::unique_ptr<Rank>> ranks;
     for (int r = 0; r < plan.job.world; r++) ranks.push_back(std::make_unique<Rank>(world, r));
     const auto t0 = Clock::now();
-    std::vector<std::thread> threads;
-    for (auto& r : ranks) threads.emplace_back([&r] { r->main(); });
-    for (auto& t : threads) t.join();
+    {
+      Threads threads;
+      for (auto& r : ranks)
+        if (!threads.start([&r] { r->main(); }, world.failure, "a rank")) break;
+    }
     if (world.failure.failed()) {
       out.error = world.failure.message();
       return out;

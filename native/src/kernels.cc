@@ -19,7 +19,6 @@ void gemmNN(int64_t m, int64_t n, int64_t k, const float* A, const float* B, flo
     const float* a = A + i * k;
     for (int64_t p = 0; p < k; p++) {
       const float av = a[p];
-      if (av == 0.0f) continue;
       const float* __restrict b = B + p * n;
       for (int64_t q = 0; q < n; q++) c[q] += av * b[q];
     }
@@ -33,11 +32,15 @@ static void gemmTN(int64_t m, int64_t n, int64_t k, const float* A, const float*
     const float* __restrict b = B + p * n;
     for (int64_t i = 0; i < m; i++) {
       const float av = a[i];
-      if (av == 0.0f) continue;
       float* __restrict c = C + i * n;
       for (int64_t q = 0; q < n; q++) c[q] += av * b[q];
     }
   }
+}
+
+static std::vector<float>& tScratchNT() {
+  thread_local std::vector<float> s;
+  return s;
 }
 
 /** C (m × n) = A · Bᵀ with A (m × k), B (n × k); `scratch` holds Bᵀ. */
@@ -288,6 +291,60 @@ void gateBackward(const Job& j, const float* x, const float* W, const float* dlo
     }
   }
   gemmTN(M, E, T, x, dlogits, dW);
+}
+
+// ── DeepSpeed's dense einsums ───────────────────────────────────────────────────────────────
+// The same maps as Order and I-Order written as GEMMs with a one-hot dispatch mask and a dense
+// combine-weight matrix over every (token, expert, slot): T·E·C·M MACs each, as DeepSpeed-MoE
+// computes them. Columns are rows of the chunk-major buffer.
+
+namespace {
+
+thread_local std::vector<float> tMask;
+
+/** [T, E·C]: `weights` ? the combine weight : 1 at each routed (token, slot), 0 elsewhere. */
+const float* denseRouting(const Job& j, int64_t C, int64_t r, const Routing& rt, bool weights) {
+  const int64_t T = j.tokens, E = j.experts, k = j.topK, EC = E * C;
+  tMask.assign(T * EC, 0.0f);
+  for (int64_t t = 0; t < T; t++)
+    for (int64_t c = 0; c < k; c++) {
+      const int64_t i = t * k + c;
+      if (rt.slot[i] >= 0) tMask[t * EC + slotRow(rt.choice[i], rt.slot[i], E, C, r)] = weights ? rt.weight[i] : 1.0f;
+    }
+  return tMask.data();
+}
+
+}  // namespace
+
+void dispatchEinsum(const Job& j, int64_t C, int64_t r, const float* x, const Routing& rt, float* out) {
+  const int64_t T = j.tokens, M = j.hidden, EC = int64_t(j.experts) * C;
+  const float* mask = denseRouting(j, C, r, rt, false);
+  std::memset(out, 0, sizeof(float) * EC * M);
+  gemmTN(EC, M, T, mask, x, out);
+}
+
+void dispatchEinsumBackward(const Job& j, int64_t C, int64_t r, const float* gorder, const Routing& rt, float* gx) {
+  const int64_t T = j.tokens, M = j.hidden, EC = int64_t(j.experts) * C;
+  gemmNN(T, M, EC, denseRouting(j, C, r, rt, false), gorder, gx, false);
+}
+
+void combineEinsum(const Job& j, int64_t C, int64_t r, const float* comb, const Routing& rt, float* y) {
+  const int64_t T = j.tokens, M = j.hidden, EC = int64_t(j.experts) * C;
+  gemmNN(T, M, EC, denseRouting(j, C, r, rt, true), comb, y, false);
+}
+
+void combineEinsumBackward(const Job& j, int64_t C, int64_t rf, int64_t rb, const float* dy, const float* combSaved, const Routing& rt, float* gcomb, float* dweight) {
+  const int64_t T = j.tokens, M = j.hidden, E = j.experts, EC = E * C, k = j.topK;
+  std::memset(gcomb, 0, sizeof(float) * EC * M);
+  gemmTN(EC, M, T, denseRouting(j, C, rb, rt, true), dy, gcomb);
+  // dL/dW[t, e·c] = dy[t, :] · comb[e·c, :]: the dense weight gradient, read at each routed slot.
+  std::vector<float> dW(T * EC);
+  gemmNT(T, EC, M, dy, combSaved, dW.data(), tScratchNT(), false);
+  for (int64_t t = 0; t < T; t++)
+    for (int64_t c = 0; c < k; c++) {
+      const int64_t i = t * k + c;
+      dweight[i] = rt.slot[i] >= 0 ? dW[t * EC + slotRow(rt.choice[i], rt.slot[i], E, C, rf)] : 0.0f;
+    }
 }
 
 // ── Experts ─────────────────────────────────────────────────────────────────────────────────

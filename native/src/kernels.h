@@ -36,6 +36,12 @@ void orderForward(const Job& j, int64_t C, int64_t r, const float* x, const Rout
 void iorderForward(const Job& j, int64_t C, int64_t r, const float* comb, const Routing& rt, float* y);
 void iorderBackward(const Job& j, int64_t C, int64_t rf, int64_t rb, const float* dy, const float* combSaved, const Routing& rt, float* gcomb, float* dweight);
 void orderBackward(const Job& j, int64_t C, int64_t r, const float* gorder, const Routing& rt, float* gx);
+/** DeepSpeed's dense einsum forms of Order, I-Order and their backward (T·E·C·M MACs each). */
+void dispatchEinsum(const Job& j, int64_t C, int64_t r, const float* x, const Routing& rt, float* out);
+void dispatchEinsumBackward(const Job& j, int64_t C, int64_t r, const float* gorder, const Routing& rt, float* gx);
+void combineEinsum(const Job& j, int64_t C, int64_t r, const float* comb, const Routing& rt, float* y);
+void combineEinsumBackward(const Job& j, int64_t C, int64_t rf, int64_t rb, const float* dy, const float* combSaved, const Routing& rt, float* gcomb, float* dweight);
+
 /** gx += dlogits · Wᵀ; dW += xᵀ · dlogits. */
 void gateBackward(const Job& j, const float* x, const float* W, const float* dlogits, float* gx, float* dW);
 

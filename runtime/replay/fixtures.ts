@@ -30,6 +30,8 @@ export interface LayerJobSpec {
   readonly schedule?: "deepspeed" | "tutel" | "fsmoe" | "auto";
   readonly recompute?: "none" | "selective" | "full";
   readonly seed?: number;
+  /** The cluster's cost profile: a built-in name or a profile file (relative to the working directory). */
+  readonly profile?: string;
 }
 
 /** The .moe source of a layer job. */
@@ -41,7 +43,7 @@ export function layerJobSource(s: LayerJobSpec): string {
   device        = device { peak_flops = 10 TFLOP/s, memory = 16 GiB, memory_bandwidth = 100 GB/s }
   intra         = link { bandwidth = 10 GB/s, latency = 2 us }
   inter         = link { bandwidth = 10 Gb/s, latency = 10 us }
-  nics_per_node = 1
+  nics_per_node = 1${s.profile ? `\n  profile       = ${JSON.stringify(s.profile)}` : ""}
 }
 
 layer host_layer {

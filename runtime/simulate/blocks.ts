@@ -46,6 +46,7 @@ export interface BlockCheck {
 const ROLES = new Set(["gate", "order", "iorder", "dispatch", "combine", "esp_allgather", "esp_reducescatter", "expert"]);
 
 interface Draft {
+  id: number;
   layer: number;
   dir: "fwd" | "bwd";
   microBatch: number;
@@ -65,6 +66,8 @@ function us(x: number): string {
 export function checkBlocks(plan: Plan, p: Prepared, r: EngineResult, skew: readonly LayerSkew[]): BlockCheck[] {
   const drafts = new Map<number, Draft>();
   const ops = plan.ops;
+  // Op index → the block it belongs to (-1: none), to tell waits inside a block from waits outside.
+  const blockOf = new Int32Array(ops.length).fill(-1);
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i]!;
     if (op.layer < 0) continue;
@@ -73,10 +76,11 @@ export function checkBlocks(plan: Plan, p: Prepared, r: EngineResult, skew: read
     const key = ((op.microBatch * 2 + (op.dir === "fwd" ? 0 : 1)) * 2 + (recompute ? 1 : 0)) * 1_000_000 + op.layer;
     let d = drafts.get(key);
     if (!d) {
-      d = { layer: op.layer, dir: op.dir, microBatch: op.microBatch, recompute, members: [], a2a: [], gather: [], scatter: [], expert: [] };
+      d = { id: drafts.size, layer: op.layer, dir: op.dir, microBatch: op.microBatch, recompute, members: [], a2a: [], gather: [], scatter: [], expert: [] };
       drafts.set(key, d);
     }
     d.members.push(i);
+    blockOf[i] = d.id;
     if (op.kind === "all_to_all") d.a2a.push(i);
     else if (op.kind === "all_gather") d.gather.push(i);
     else if (op.kind === "reduce_scatter") d.scatter.push(i);
@@ -141,8 +145,7 @@ export function checkBlocks(plan: Plan, p: Prepared, r: EngineResult, skew: read
       if (nicAdded > 0) reasons.push(`contention on the NIC added ${us(nicAdded)} to its collectives`);
       if (intraAdded > 0) reasons.push(`contention on the intra-node links added ${us(intraAdded)} to its collectives`);
       if (slowCompute > 0) reasons.push(`interference from communication kernels added ${us(slowCompute)} to its expert GEMMs`);
-      const inBlock = new Set(d.members);
-      const outside = chunkOps.find((i) => r.cause[i]! >= 0 && !inBlock.has(r.cause[i]!) && r.start[i]! > s0);
+      const outside = chunkOps.find((i) => r.cause[i]! >= 0 && blockOf[r.cause[i]!] !== d.id && r.start[i]! > s0);
       if (outside !== undefined) {
         const c = ops[r.cause[outside]!]!;
         reasons.push(`the block waited for op ${c.id} (${c.kind} ${c.role}${c.layer >= 0 ? ` L${c.layer}` : ""} ${c.dir}) outside it`);

@@ -148,6 +148,21 @@ export function runEngine(p: Prepared, contention: boolean, interference: number
     }
   };
   const setRates = () => {
+    let running = 0;
+    for (let s = 0; s < 3; s++) if (run[s]! >= 0) running++;
+    if (running < 2) {
+      // Alone, an op runs at its planned speed: nothing to share, nothing to interfere with.
+      for (let s = 0; s < 3; s++) {
+        limit[s] = 0;
+        const i = run[s]!;
+        if (i < 0 || rate[s] === 1) continue;
+        remaining[s] = Math.max(0, remaining[s]! - (t - since[s]!) * rate[s]!);
+        since[s] = t;
+        rate[s] = 1;
+        projected[s] = t + remaining[s]!;
+      }
+      return;
+    }
     newRate.fill(1);
     why.fill(0);
     if (contention) {

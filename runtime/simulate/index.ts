@@ -11,7 +11,7 @@ import type { Plan } from "../../compiler/plan/schema.js";
 import { checkBlocks, type BlockCheck } from "./blocks.js";
 import { criticalPath, runEngine, type EngineResult } from "./engine.js";
 import { prepare, type Prepared, type SimulationInput, type SimulationOptions } from "./input.js";
-import type { LayerSkew, Skew } from "./skew.js";
+import { skewText, type LayerSkew, type Skew } from "./skew.js";
 
 export { AGREEMENT, checkBlocks, type BlockCheck } from "./blocks.js";
 export { criticalPath, runEngine, type Busy, type Effect, type EngineResult } from "./engine.js";
@@ -69,7 +69,7 @@ export function departures(sim: Simulation): string[] {
   const ms = (x: number) => `${(x / 1000).toFixed(3)} ms`;
   if (sim.skew.some((s) => s.factor > 1)) {
     const worst = sim.skew.reduce((a, b) => (b.factor > a.factor ? b : a));
-    out.push(`ranks are not symmetric: under skew ${sim.options.skew ? (sim.options.skew.kind === "zipf" ? `zipf:${sim.options.skew.s}` : "loads") : ""} ep rank ${worst.rank} carries up to ${worst.factor.toFixed(2)}× the balanced volume, and every all-to-all, ESP collective and expert GEMM waits for it`);
+    out.push(`ranks are not symmetric: under skew ${skewText(sim.options.skew)} ep rank ${worst.rank} carries up to ${worst.factor.toFixed(2)}× the balanced volume, and every all-to-all, ESP collective and expert GEMM waits for it`);
   } else if (sim.skew.length > 0) {
     out.push(`the skew fits in the capacity headroom (largest load ${Math.max(...sim.skew.map((s) => s.load)).toFixed(2)} of the padded capacity): no op grew`);
   }
