@@ -62,7 +62,7 @@ function checked(file: string, flags: CommonFlags, io: Io, setExit: (code: numbe
 
 /** Parse the simulation flags; a string says what is wrong with them. */
 function simulationOptions(flags: { contention: boolean; interference?: string; skew?: string }): SimulationOptions | string {
-  let interference = 1;
+  let interference: number | undefined;
   if (flags.interference !== undefined) {
     interference = Number(flags.interference);
     if (!Number.isFinite(interference) || interference < 1) return `--interference expects a factor ≥ 1, got '${flags.interference}'`;

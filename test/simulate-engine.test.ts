@@ -149,6 +149,15 @@ describe("the imbalance mode", () => {
     );
   });
 
+  it("leaves routers that balance loads by construction (expert choice, Soft MoE) alone", () => {
+    const { plan } = compiled("examples/tiny.moe", "fsmoe");
+    for (const router of ["expert_choice", "softmoe"]) {
+      const p = { ...plan, job: { ...plan.job, model: { ...plan.job.model, router } } };
+      expect(layerSkews(p, { kind: "zipf", s: 3 })).toEqual([]);
+    }
+    expect(layerSkews(plan, { kind: "zipf", s: 3 }).length).toBe(plan.layers.length);
+  });
+
   it("leaves a balanced load (zipf:0) within the plan's capacity", () => {
     const { plan } = compiled("examples/tiny.moe", "fsmoe");
     for (const l of layerSkews(plan, { kind: "zipf", s: 0 })) expect(l.factor).toBe(1);

@@ -2,21 +2,26 @@
  * Field evaluation: names, units, dimensions, exact arithmetic, defaults, ranges and
  * reference cycles (LANGUAGE.md, "Values, units and expressions"). Evaluation is lazy and
  * memoized per instance and field, so a field is computed once however often it is referenced,
- * and a reference loop is found as the field being re-entered.
+ * and a reference loop is found as the field being re-entered. A value the parser could not read
+ * (an error node) is in error silently: its syntax error is already reported.
  */
 import type * as A from "../../grammar/ast.js";
 import { parse } from "../../grammar/parse.js";
 import { diagnostic, type Diagnostic, type Related } from "../diagnostics/diagnostic.js";
-import { STD_FILE } from "../std/index.js";
 import type { Code } from "../diagnostics/messages.js";
 import type { Span } from "../diagnostics/span.js";
 import { didYouMean } from "../diagnostics/suggest.js";
+import { STD_FILE } from "../std/index.js";
 import * as Q from "./rational.js";
 import { isBlockKind, pipelineBlockSchema, schemas, type BlockKind, type BlockSchema, type FieldSpec, type FieldType } from "./schema.js";
 import { DIMENSIONLESS, describeDim, dimDiv, dimEquals, dimMul, formatQuantity, lookupUnit, unitNames, type Dim } from "./units.js";
 import { Instance, type Patch, type Value } from "./values.js";
 
-/** The deepest chain of references followed before giving up (FSM2016). */
+/**
+ * The longest chain of references a field's value may need (FSM2016): a field that refers to a
+ * field that refers to a field … this many times. It is a property of the references, so it is
+ * reported at the same field whatever order blocks are evaluated in.
+ */
 export const MAX_REFERENCE_DEPTH = 400;
 
 /** A top-level block visible by name. */
@@ -78,7 +83,7 @@ export class Evaluator {
   /** Frames of evaluations suspended by a {@link Deferral}: logically below {@link stack}. */
   private readonly suspended: Frame[] = [];
   /** The fields of {@link suspended} and {@link stack}, to find a reference cycle quickly. */
-  private readonly active = new Map<Instance, Set<string>>();
+  private readonly active = new WeakMap<Instance, Set<string>>();
   private readonly standalone = new Map<BlockEntry, Instance>();
   /** Instances made while evaluating, kept so that a resumed evaluation finds the same ones. */
   private readonly made = new WeakMap<object, Map<unknown, Instance>>();

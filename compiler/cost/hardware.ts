@@ -48,6 +48,7 @@ export function hardwareModel(cluster: Cluster, bytes: number): CostModel {
     (memBw === null ? "; no memory_bandwidth: memory-bound kernels priced at zero" : "");
   return {
     name: "hardware",
+    interference: 1,
     description,
     linear(q: Omit<CostQuery, "n">): Linear {
       const dirFactor = q.dir === "bwd" ? 2 : 1;

@@ -33,6 +33,12 @@ export interface CostModel {
   /** "hardware" or the profile's name. */
   readonly name: string;
   readonly description: string;
+  /**
+   * Compute kernels run this many times slower while a communication kernel runs on the same
+   * GPU (communication takes SMs); 1 means none. The scheduler's timeline ignores it; the
+   * simulator applies it.
+   */
+  readonly interference: number;
   /** α and β for a query's class, group and direction. */
   linear(q: Omit<CostQuery, "n">): Linear;
 }

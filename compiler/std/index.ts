@@ -1,7 +1,9 @@
 /**
  * The `std` presets (LANGUAGE.md, "Presets"): devices, links and clusters written in `.moe`
  * in std.moe beside this file, each figure with its source. They are in scope in every file,
- * checked where used (a cluster preset lacks `nodes` until a train job gives it).
+ * checked where used (a cluster preset lacks `nodes` until a train job gives it, and what is
+ * missing is reported at that use). They are a closed world: a name written in std.moe means
+ * another preset, never a user's block of the same name.
  */
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";

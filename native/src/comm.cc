@@ -87,10 +87,12 @@ bool Communicator::rendezvous(int member, CollectiveCall* post, const std::strin
 bool Communicator::run(int q, CollectiveCall& c, const std::string& who, int64_t timeoutMs, Failure& failure) {
   const int64_t P = int64_t(members_.size());
   if (P == 1) {
+    c.arrived = Clock::now();
     if (c.kind != OpKind::AllReduce && c.out != c.in) std::memcpy(c.out, c.in, sizeof(float) * c.outElems);
     return true;
   }
   if (!rendezvous(q, &c, who, timeoutMs, failure)) return false;
+  c.arrived = Clock::now();
   switch (c.kind) {
     case OpKind::AllToAll: {
       const int64_t block = c.inElems / P;

@@ -19,6 +19,7 @@ namespace fsmoe {
 
 using Clock = std::chrono::steady_clock;
 
+
 /** The first failure of a run; every wait in the run gives up once it is set. */
 class Failure {
  public:
@@ -40,6 +41,8 @@ struct CollectiveCall {
   float* out = nullptr;
   int64_t inElems = 0, outElems = 0;
   std::vector<std::pair<float*, int64_t>> ranges;  // all-reduce, in place
+  /** Set by run: when every member had arrived (the transfer's start, after any wait for peers). */
+  Clock::time_point arrived{};
   std::vector<float> scratch;
 };
 

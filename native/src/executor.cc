@@ -185,6 +185,7 @@ class Rank {
   Rank(World& w, int rank) : w_(w), p_(w.plan), j_(w.plan.job), rank_(rank), done_(new std::atomic<int>[w.plan.ops.size()]) {
     for (std::size_t i = 0; i < p_.ops.size(); i++) done_[i].store(0);
     opSum_.assign(p_.ops.size(), 0.0);
+    workSum_.assign(p_.ops.size(), 0.0);
     result.startUs.assign(p_.ops.size(), 0.0);
     result.endUs.assign(p_.ops.size(), 0.0);
     for (const auto& s : w.opt.skip)
@@ -232,7 +233,7 @@ class Rank {
   std::atomic<int> sleepers_{0};
   std::atomic<int> completed_{0};
   std::atomic<int> iteration_{0};
-  std::vector<double> opSum_;
+  std::vector<double> opSum_, workSum_;
   std::vector<int> skip_;
   std::vector<float> dlogits_;
 
@@ -330,10 +331,12 @@ class Rank {
         const bool skipped = std::find(skip_.begin(), skip_.end(), id) != skip_.end();
         if (!skipped && !w_.opt.emptyKernels) fill(op);
         const auto t0 = Clock::now();
-        if (!skipped && !w_.opt.emptyKernels && !execute(op)) return;
+        Clock::time_point work = t0;
+        if (!skipped && !w_.opt.emptyKernels && !execute(op, work)) return;
         const auto t1 = Clock::now();
         const double us = micros(t0, t1);
         opSum_[id] += us;
+        workSum_[id] += micros(std::max(work, t0), t1);
         if (it == w_.opt.iterations - 1) {
           const double start = micros(w_.t0, t0) - w_.iterStart[rank_][it];
           result.startUs[id] = start;
@@ -365,8 +368,9 @@ class Rank {
     return false;
   }
 
-  bool execute(const Op& op) {
-    if (isCollective(op.kind)) return collective(op);
+  /** Run one op; `work` is set to when a collective's transfer started (after its wait for peers). */
+  bool execute(const Op& op, Clock::time_point& work) {
+    if (isCollective(op.kind)) return collective(op, work);
     const MoeLayer& L = p_.layers[op.layer];
     const LayerWeights& W = weights_[op.layer];
     const int64_t T = j_.tokens, M = j_.hidden, E = j_.experts, C = L.capacity;
@@ -449,7 +453,7 @@ class Rank {
     }
   }
 
-  bool collective(const Op& op) {
+  bool collective(const Op& op, Clock::time_point& work) {
     Communicator* comm = w_.commOf[op.group][rank_];
     const Group& g = p_.groups[op.group];
     CollectiveCall c;
@@ -463,7 +467,9 @@ class Rank {
       c.inElems = op.accesses[0].bytes / 4;
       c.outElems = op.accesses[1].bytes / 4;
     }
-    return comm->run(groupIndex(g, rank_), c, describe(op, rank_), w_.opt.timeoutMs, w_.failure);
+    const bool ok = comm->run(groupIndex(g, rank_), c, describe(op, rank_), w_.opt.timeoutMs, w_.failure);
+    work = c.arrived;
+    return ok;
   }
 
   void capture(const std::string& name, const float* data, int64_t n) { result.tensors.push_back({name, std::vector<float>(data, data + n)}); }
@@ -475,7 +481,11 @@ class Rank {
       if (L.expertGradAbs >= 0) capture("grad.L" + std::to_string(l) + ".expert", at(L.expertGradAbs), j_.expertShardParams());
     }
     result.opUs.resize(opSum_.size());
-    for (std::size_t i = 0; i < opSum_.size(); i++) result.opUs[i] = opSum_[i] / w_.opt.iterations;
+    result.workUs.resize(opSum_.size());
+    for (std::size_t i = 0; i < opSum_.size(); i++) {
+      result.opUs[i] = opSum_[i] / w_.opt.iterations;
+      result.workUs[i] = workSum_[i] / w_.opt.iterations;
+    }
   }
 };
 

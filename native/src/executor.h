@@ -39,6 +39,7 @@ struct RankResult {
   double loss = 0;
   double lossScale = 0;  // Σ |y ⊙ cotangent|, the scale the loss is judged against
   std::vector<double> opUs;            // mean over iterations
+  std::vector<double> workUs;          // the same without a collective's wait for its peers
   std::vector<double> startUs, endUs;  // last iteration, from its start
 };
 

@@ -23,6 +23,8 @@ export interface NativeRank {
   readonly ints: Readonly<Record<string, Int32Array>>;
   /** Mean measured time of each op (by op id), µs. */
   readonly opUs: Float64Array;
+  /** The same without a collective's wait for its peers: its transfer alone (kernels: equal to opUs). */
+  readonly workUs: Float64Array;
   /** Start and end of each op in the last iteration, µs from the iteration's start. */
   readonly startUs: Float64Array;
   readonly endUs: Float64Array;

@@ -53,7 +53,11 @@ export function fitLine(points: readonly { n: number; us: number }[]): Fit {
   return { alphaUs: alpha, betaUs: beta, r2: ssTot > 0 ? 1 - ssRes / ssTot : 1, samples: k };
 }
 
-/** The samples of one replayed plan: per op, the median over ranks of its mean time. */
+/**
+ * The samples of one replayed plan: per op, the median over ranks of its mean time — for
+ * collectives the transfer alone, without the wait for peers that the schedule's dependencies
+ * (and so the simulation) account for.
+ */
 export function samplesOf(plan: Plan, opUs: readonly Float64Array[]): Sample[] {
   const gemms = plan.job.model.activation === "swiglu" || plan.job.model.activation === "geglu" ? 3 : 2;
   const out: Sample[] = [];
@@ -131,7 +135,7 @@ export async function profileHost(
     if (!plan) throw new Error(`the profiling job does not compile: ${diagnostics.map((d) => d.message).join("; ")}`);
     const r = await replay(plan, { iterations: options.iterations ?? 5, router: routerOptions(job), timeoutMs: 60_000 });
     if (!r.ok) throw new Error(r.error);
-    samples.push(...samplesOf(plan, r.ranks.map((x) => x.opUs)));
+    samples.push(...samplesOf(plan, r.ranks.map((x) => x.workUs)));
     options.onProgress?.(i + 1, specs.length);
   }
   const fits = fitSamples(samples);

@@ -94,6 +94,17 @@ export function renderSimulation(sim: Simulation): string {
   return lines.join("\n") + "\n";
 }
 
+/** Indices as text: `L3`, `L0–L7`, `L1–L23 every 2nd`, or a list. */
+export function indexList(xs: readonly number[], prefix: string): string {
+  if (xs.length === 1) return `${prefix}${xs[0]}`;
+  const step = xs[1]! - xs[0]!;
+  if (xs.length > 2 && xs.every((x, i) => x === xs[0]! + i * step)) {
+    const nth = step === 1 ? "" : ` every ${step === 2 ? "2nd" : step === 3 ? "3rd" : `${step}th`}`;
+    return `${prefix}${xs[0]}–${prefix}${xs[xs.length - 1]}${nth}`;
+  }
+  return xs.map((x) => `${prefix}${x}`).join(", ");
+}
+
 /** The closed-form section. */
 function blockLines(sim: Simulation): string[] {
   const blocks = sim.blocks;
@@ -106,10 +117,26 @@ function blockLines(sim: Simulation): string[] {
     `  closed form (FSMoE, per MoE block): simulated span within ${pct(AGREEMENT)} on ${within} of ${blocks.length} blocks; largest disagreement ${signedPct(worst.disagreement)} (${name(worst)}); gate, order and restore, which it leaves out, take ${ms(outside)} per block`,
   ];
   const off = blocks.filter((b) => Math.abs(b.disagreement) > AGREEMENT);
-  for (const b of off.slice(0, BLOCKS_SHOWN)) {
-    out.push(`    ${name(b)} r=${b.degree} ${b.order}: simulated ${ms(b.simulatedUs)}, closed form ${ms(b.closedFormUs)} (${signedPct(b.disagreement)}): ${b.reasons.join("; ")}`);
+  // Blocks that disagree the same way (same direction, degree, order, times and reasons) share a line.
+  const groups = new Map<string, typeof off>();
+  for (const b of off) {
+    const key = [b.dir, b.recompute, b.degree, b.order, ms(b.simulatedUs), ms(b.closedFormUs), b.reasons.join("; ")].join("|");
+    const list = groups.get(key) ?? [];
+    list.push(b);
+    groups.set(key, list);
   }
-  if (off.length > BLOCKS_SHOWN) out.push(`    … ${off.length - BLOCKS_SHOWN} more blocks beyond ${pct(AGREEMENT)} (--format json lists them all)`);
+  const lines = [...groups.values()];
+  for (const list of lines.slice(0, BLOCKS_SHOWN)) {
+    const b = list[0]!;
+    const layers = indexList([...new Set(list.map((x) => x.layer))].sort((x, y) => x - y), "L");
+    const mbs = [...new Set(list.map((x) => x.microBatch))].sort((x, y) => x - y);
+    const label = `${layers} ${b.recompute ? "recompute " : ""}${b.dir}${mbs.length > 1 || mbs[0]! > 0 ? ` ${indexList(mbs, "mb")}` : ""}${list.length > 1 ? ` (${list.length} blocks)` : ""}`;
+    out.push(`    ${label} r=${b.degree} ${b.order}: simulated ${ms(b.simulatedUs)}, closed form ${ms(b.closedFormUs)} (${signedPct(b.disagreement)}): ${b.reasons.join("; ")}`);
+  }
+  if (lines.length > BLOCKS_SHOWN) {
+    const rest = lines.slice(BLOCKS_SHOWN).reduce((n, l) => n + l.length, 0);
+    out.push(`    … ${rest} more blocks beyond ${pct(AGREEMENT)} (--format json lists them all)`);
+  }
   return out;
 }
 

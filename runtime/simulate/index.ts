@@ -11,12 +11,12 @@ import type { Plan } from "../../compiler/plan/schema.js";
 import { checkBlocks, type BlockCheck } from "./blocks.js";
 import { criticalPath, runEngine, type EngineResult } from "./engine.js";
 import { prepare, type Prepared, type SimulationInput, type SimulationOptions } from "./input.js";
-import { skewText, type LayerSkew, type Skew } from "./skew.js";
+import { BALANCED_ROUTERS, skewText, type LayerSkew, type Skew } from "./skew.js";
 
 export { AGREEMENT, checkBlocks, type BlockCheck } from "./blocks.js";
 export { criticalPath, runEngine, type Busy, type Effect, type EngineResult } from "./engine.js";
 export { inputFromCompiled, inputFromPlan, linkBytes, linksOf, prepare, pricerOf, type Links, type Prepared, type SimulationInput, type SimulationOptions } from "./input.js";
-export { expertShares, layerSkews, parseSkew, skewText, type LayerSkew, type Skew } from "./skew.js";
+export { BALANCED_ROUTERS, expertShares, layerSkews, parseSkew, skewText, type LayerSkew, type Skew } from "./skew.js";
 
 /** The options a simulation ran with, all filled in. */
 export interface ResolvedOptions {
@@ -47,7 +47,8 @@ export function resolveOptions(o: SimulationOptions = {}): ResolvedOptions {
 
 /** Simulate a plan. */
 export function simulate(input: SimulationInput, options: SimulationOptions = {}): Simulation {
-  const o = resolveOptions(options);
+  // Without an explicit factor, the cost model's own interference (a profile may fit one).
+  const o = resolveOptions({ ...options, interference: options.interference ?? input.pricer?.model.interference });
   const prepared = prepare(input, o);
   const run = runEngine(prepared, o.contention, o.interference);
   return {
@@ -70,6 +71,8 @@ export function departures(sim: Simulation): string[] {
   if (sim.skew.some((s) => s.factor > 1)) {
     const worst = sim.skew.reduce((a, b) => (b.factor > a.factor ? b : a));
     out.push(`ranks are not symmetric: under skew ${skewText(sim.options.skew)} ep rank ${worst.rank} carries up to ${worst.factor.toFixed(2)}× the balanced volume, and every all-to-all, ESP collective and expert GEMM waits for it`);
+  } else if (sim.options.skew && BALANCED_ROUTERS.has(sim.plan.job.model.router)) {
+    out.push(`the ${sim.plan.job.model.router} router balances expert loads by construction: the skew changes nothing`);
   } else if (sim.skew.length > 0) {
     out.push(`the skew fits in the capacity headroom (largest load ${Math.max(...sim.skew.map((s) => s.load)).toFixed(2)} of the padded capacity): no op grew`);
   }

@@ -17,7 +17,8 @@
  *   plan's. Under token dropping shapes stay static and skew changes no time at all;
  * - the dispatch and combine all-to-alls, the ESP AllGather and ReduceScatter and the expert
  *   GEMMs of every MoE block then take the time of the slowest rank: their sizes are scaled by
- *   the largest factor over the ranks.
+ *   the largest factor over the ranks;
+ * - expert-choice and Soft MoE routers balance expert loads by construction: skew leaves them be.
  */
 import type { Plan } from "../../compiler/plan/schema.js";
 
@@ -94,9 +95,12 @@ export interface LayerSkew {
   readonly load: number;
 }
 
-/** The skew factor of each MoE layer of a plan (empty without skew). */
+/** Routers whose expert loads are balanced by construction (experts pick tokens, or slots mix all tokens). */
+export const BALANCED_ROUTERS: ReadonlySet<string> = new Set(["expert_choice", "softmoe"]);
+
+/** The skew factor of each MoE layer of a plan (empty without skew, or under a router that balances by construction). */
 export function layerSkews(plan: Pick<Plan, "job" | "layers">, skew: Skew | null): LayerSkew[] {
-  if (!skew) return [];
+  if (!skew || BALANCED_ROUTERS.has(plan.job.model.router)) return [];
   const { job } = plan;
   const E = job.model.experts;
   const k = job.model.topK;
