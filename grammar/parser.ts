@@ -26,8 +26,8 @@ function sameLine(a: IToken, b: IToken): boolean {
 
 /** The parser class; use the shared {@link moeParser} instance. */
 export class MoeParser extends CstParser {
-  constructor() {
-    super(T.allTokens, { recoveryEnabled: true, nodeLocationTracking: "full", maxLookahead: 3 });
+  constructor(config: { recoveryEnabled?: boolean; nodeLocationTracking?: "onlyOffset" | "none" } = {}) {
+    super(T.allTokens, { recoveryEnabled: config.recoveryEnabled ?? true, nodeLocationTracking: config.nodeLocationTracking ?? "onlyOffset", maxLookahead: 3 });
     this.performSelfAnalysis();
   }
 
@@ -100,28 +100,33 @@ export class MoeParser extends CstParser {
     this.SUBRULE(this.primary);
   });
 
+  // Alternatives are built once (chevrotain's performance guide: big ORs allocate on every call otherwise).
+  private primaryAlts?: { ALT: () => void }[];
+
   primary = this.RULE("primary", () => {
-    this.OR([
-      {
-        ALT: () => {
-          this.CONSUME(T.NumberLiteral);
-          this.OPTION({ GATE: () => this.unitFollows(), DEF: () => this.SUBRULE(this.unit) });
+    this.OR(
+      (this.primaryAlts ??= [
+        {
+          ALT: () => {
+            this.CONSUME(T.NumberLiteral);
+            this.OPTION({ GATE: () => this.unitFollows(), DEF: () => this.SUBRULE(this.unit) });
+          },
         },
-      },
-      { ALT: () => this.CONSUME(T.StringLiteral) },
-      // Already reported by the lexer (FSM1004); it becomes an error value, so nothing after it cascades.
-      { ALT: () => this.CONSUME(T.UnterminatedString) },
-      { ALT: () => this.SUBRULE(this.reference) },
-      {
-        ALT: () => {
-          this.CONSUME(T.LParen);
-          this.SUBRULE(this.expression);
-          this.CONSUME(T.RParen);
+        { ALT: () => this.CONSUME(T.StringLiteral) },
+        // Already reported by the lexer (FSM1004); it becomes an error value, so nothing after it cascades.
+        { ALT: () => this.CONSUME(T.UnterminatedString) },
+        { ALT: () => this.SUBRULE(this.reference) },
+        {
+          ALT: () => {
+            this.CONSUME(T.LParen);
+            this.SUBRULE(this.expression);
+            this.CONSUME(T.RParen);
+          },
         },
-      },
-      { ALT: () => this.SUBRULE(this.list) },
-      { ALT: () => this.SUBRULE(this.body) },
-    ]);
+        { ALT: () => this.SUBRULE(this.list) },
+        { ALT: () => this.SUBRULE(this.body) },
+      ]),
+    );
   });
 
   unit = this.RULE("unit", () => {

@@ -12,8 +12,15 @@ import type { Instance, Value } from "./values.js";
 
 /** `gpus_per_node` → `gpusPerNode`. */
 export function camel(name: string): string {
-  return name.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+  let c = camelCache.get(name);
+  if (c === undefined) {
+    c = name.replace(/_([a-z])/g, (_, ch: string) => ch.toUpperCase());
+    camelCache.set(name, c);
+  }
+  return c;
 }
+
+const camelCache = new Map<string, string>();
 
 function spansOf(inst: Instance): Spans {
   const out: Record<string, Span> = {};
@@ -45,6 +52,10 @@ function plain(ev: Evaluator, v: Value, type: FieldType): unknown {
 
 /** Every field of an evaluated instance as a plain object (camelCase keys, `spans`, `span`, `name`). */
 export function record(ev: Evaluator, inst: Instance): Record<string, unknown> {
+  // An instance's values never change once evaluated, and many jobs share one model or
+  // cluster: materialize each instance once.
+  const hit = records.get(inst);
+  if (hit) return hit;
   const out: Record<string, unknown> = { name: inst.name };
   for (const [name, spec] of Object.entries(inst.schema.fields)) {
     const v = ev.field(inst, name);
@@ -52,8 +63,11 @@ export function record(ev: Evaluator, inst: Instance): Record<string, unknown> {
   }
   out["span"] = inst.anchor;
   out["spans"] = spansOf(inst);
+  records.set(inst, out);
   return out;
 }
+
+const records = new WeakMap<Instance, Record<string, unknown>>();
 
 /** The indices of the MoE layers from a `moe_layers` value (ranges are checked by a rule). */
 export function moeLayerIndices(layers: number, sel: MoeLayerSpec): number[] {

@@ -33,6 +33,17 @@ export const ONE = rational(1n);
 
 /** Parse a number literal (`16_384`, `1.5e-3`) exactly. */
 export function parseLiteral(text: string): Rational {
+  const hit = literals.get(text);
+  if (hit) return hit;
+  const value = parseLiteralUncached(text);
+  // Generated and real files repeat the same few literals; a bounded cache keeps memory flat.
+  if (literals.size < 65_536) literals.set(text, value);
+  return value;
+}
+
+const literals = new Map<string, Rational>();
+
+function parseLiteralUncached(text: string): Rational {
   const m = /^(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(text.replace(/_/g, ""));
   if (!m) throw new Error(`not a number literal: ${text}`);
   const frac = m[2] ?? "";

@@ -70,7 +70,15 @@ export class Instance {
   }
 }
 
+/** Each body's fields by name (the first of a name; duplicates are reported elsewhere), built once per body. */
+const fieldIndex = new WeakMap<A.BodyNode, Map<string, A.FieldNode>>();
+
 function findField(body: A.BodyNode, name: string): A.FieldNode | undefined {
-  for (const f of body.fields) if (f.path.length === 1 && f.path[0]!.text === name) return f;
-  return undefined;
+  let index = fieldIndex.get(body);
+  if (!index) {
+    index = new Map();
+    for (const f of body.fields) if (f.path.length === 1 && !index.has(f.path[0]!.text)) index.set(f.path[0]!.text, f);
+    fieldIndex.set(body, index);
+  }
+  return index.get(name);
 }
