@@ -2,7 +2,8 @@
  * `fsmoec`, the command line (ARCHITECTURE.md, "The CLI"): a thin shell over the library that
  * turns results into printed text and exit codes. It never prints a stack trace for any input.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { readPlan, renderPlanProblems } from "../compiler/plan/read.js";
 import { Command, CommanderError, Option } from "commander";
 import { check, type CheckResult } from "../compiler/check/check.js";
 import { hasErrors, type Diagnostic } from "../compiler/diagnostics/diagnostic.js";
@@ -116,6 +117,34 @@ export function program(io: Io, setExit: (code: number) => void): Command {
       if (opts.format === "json") io.out(JSON.stringify({ diagnostics: json.diagnostics, written }, null, 2) + "\n");
       else for (const w of written) io.err(`wrote ${w.folder}/ (${w.strategy}, predicted ${(w.predictedUs / 1000).toFixed(2)} ms)\n`);
       setExit(code);
+    });
+
+  cli
+    .command("emit <plan>")
+    .description("write emitter targets from an existing plan.json (validated and verified first)")
+    .option("-o, --out <dir>", "output folder", "out")
+    .option("--emit <targets>", `comma-separated targets (${targets.map((t) => t.name).join(", ")})`, DEFAULT_TARGETS.join(","))
+    .action((planFile: string, opts: { out: string; emit: string }) => {
+      const emit = parseEmit(opts.emit, io);
+      if (!emit) return setExit(Exit.usage);
+      const read = readPlan(planFile);
+      if (!read.ok) {
+        io.err(renderPlanProblems(planFile, read.problems));
+        return setExit(Exit.inputErrors);
+      }
+      const folder = join(opts.out, read.plan.job.name);
+      try {
+        mkdirSync(folder, { recursive: true });
+        for (const name of emit) {
+          const t = targets.find((x) => x.name === name)!;
+          writeFileAtomic(join(folder, t.file), t.emit(read.plan));
+        }
+      } catch (e) {
+        io.err(`fsmoec: error: cannot write ${folder}: ${(e as Error).message}\n`);
+        return setExit(Exit.runtime);
+      }
+      io.err(`wrote ${folder}/ (${emit.join(", ")})\n`);
+      setExit(Exit.ok);
     });
 
   cli
