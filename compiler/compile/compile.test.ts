@@ -373,7 +373,7 @@ describe("cluster profiles", () => {
     const res = compileJob(job, { strategy: "fsmoe", host });
     expect(res.diagnostics.map((d) => d.code)).toEqual(["FSM3010"]);
     expect(spanText(r, res.diagnostics[0]!.span)).toBe('"p.json"');
-    expect(res.diagnostics[0]!.message).toMatch(/^profile 'p\.json' is malformed: entries\.1\.alphaUs: /);
+    expect(res.diagnostics[0]!.message).toMatch(/^profile 'p\.json' is malformed: entries\[1\]\.alphaUs: /);
   });
 
   it("reports an unknown key of a profile entry with its path", () => {
@@ -381,7 +381,7 @@ describe("cluster profiles", () => {
     const { job, host } = checkText({ "job.moe": withCluster('profile = "p.json"'), "p.json": JSON.stringify(profile) });
     const d = compileJob(job, { strategy: "fsmoe", host }).diagnostics;
     expect(d.map((x) => x.code)).toEqual(["FSM3010"]);
-    expect(d[0]!.message).toMatch(/entries\.0/);
+    expect(d[0]!.message).toMatch(/entries\[0\]/);
     expect(d[0]!.message).toContain("extra");
   });
 

@@ -37,7 +37,7 @@ export function costModelFor(job: TrainJob, bytes: number, host: CheckHost = nod
   const parsed = Profile.safeParse(json);
   if (!parsed.success) {
     const first = parsed.error.issues[0]!;
-    const where = first.path.length > 0 ? first.path.join(".") : "the top level";
+    const where = first.path.length > 0 ? first.path.map((k, i) => (typeof k === "number" ? `[${k}]` : i === 0 ? String(k) : `.${String(k)}`)).join("") : "the top level";
     return { diagnostics: [diagnostic("FSM3010", span, { profile: name, detail: `${where}: ${first.message}` })] };
   }
   return { model: profileModel(parsed.data, hardware), diagnostics: [] };
