@@ -83,7 +83,6 @@ export class Evaluator {
   /** Frames of evaluations suspended by a {@link Deferral}: logically below {@link stack}. */
   private readonly suspended: Frame[] = [];
   /** The fields of {@link suspended} and {@link stack}, to find a reference cycle quickly. */
-  private readonly active = new WeakMap<Instance, Set<string>>();
   private readonly standalone = new Map<BlockEntry, Instance>();
   /** Instances made while evaluating, kept so that a resumed evaluation finds the same ones. */
   private readonly made = new WeakMap<object, Map<unknown, Instance>>();
@@ -162,34 +161,55 @@ export class Evaluator {
   }
 
   /** Unknown, duplicate and inapplicable fields in the bodies of an instance. */
+  /**
+   * Whether a body's field names are right for a schema — no duplicates, none unknown — and the
+   * fields whose applicability depends on a sibling's value. Bodies are shared by every use of
+   * a block (every job of a sweep), so this is worked out once per body and schema.
+   */
+  private readonly bodyVerdicts = new WeakMap<A.BodyNode, { schema: BlockSchema; ok: boolean; conditional: A.FieldNode[] }>();
+
   private checkFieldNames(inst: Instance): boolean {
     let ok = true;
     for (const body of inst.bodies) {
-      const seen = new Map<string, A.FieldNode>();
-      for (const f of body.fields) {
-        const name = f.path.map((p) => p.text).join(".");
-        const first = seen.get(name);
-        if (first) {
-          ok = this.report("FSM2006", f.path[0]!.span, { field: name }, [{ message: `'${name}' first given here`, span: first.path[0]!.span }]) ?? false;
-          continue;
-        }
-        seen.set(name, f);
-        const spec = f.path.length === 1 ? inst.schema.fields[name] : undefined;
-        if (!spec) {
-          const hint = f.path.length > 1 ? "; dotted names are allowed only in a sweep's 'vary' block" : didYouMean(name, Object.keys(inst.schema.fields));
-          ok = this.report("FSM2004", cover(f.path), { field: name, where: inst.label, hint }) ?? false;
-          continue;
-        }
-        if (spec.appliesTo) {
-          const sel = this.field(inst, spec.appliesTo.field);
-          if (sel && sel.k === "name" && !spec.appliesTo.values.includes(sel.name)) {
-            const applies = `${spec.appliesTo.field} = ${spec.appliesTo.values.join(" | ")}`;
-            ok = this.report("FSM2011", f.path[0]!.span, { field: name, applies, actual: `${spec.appliesTo.field} = ${sel.name}` }) ?? false;
-          }
+      let verdict = this.bodyVerdicts.get(body);
+      if (!verdict || verdict.schema !== inst.schema) {
+        verdict = this.checkBody(inst, body);
+        this.bodyVerdicts.set(body, verdict);
+      }
+      if (!verdict.ok) ok = false;
+      for (const f of verdict.conditional) {
+        const spec = inst.schema.fields[f.path[0]!.text]!;
+        const sel = this.field(inst, spec.appliesTo!.field);
+        if (sel && sel.k === "name" && !spec.appliesTo!.values.includes(sel.name)) {
+          const applies = `${spec.appliesTo!.field} = ${spec.appliesTo!.values.join(" | ")}`;
+          ok = this.report("FSM2011", f.path[0]!.span, { field: f.path[0]!.text, applies, actual: `${spec.appliesTo!.field} = ${sel.name}` }) ?? false;
         }
       }
     }
     return ok;
+  }
+
+  private checkBody(inst: Instance, body: A.BodyNode): { schema: BlockSchema; ok: boolean; conditional: A.FieldNode[] } {
+    let ok = true;
+    const conditional: A.FieldNode[] = [];
+    const seen = new Map<string, A.FieldNode>();
+    for (const f of body.fields) {
+      const name = f.path.length === 1 ? f.path[0]!.text : f.path.map((p) => p.text).join(".");
+      const first = seen.get(name);
+      if (first) {
+        ok = this.report("FSM2006", f.path[0]!.span, { field: name }, [{ message: `'${name}' first given here`, span: first.path[0]!.span }]) ?? false;
+        continue;
+      }
+      seen.set(name, f);
+      const spec = f.path.length === 1 ? inst.schema.fields[name] : undefined;
+      if (!spec) {
+        const hint = f.path.length > 1 ? "; dotted names are allowed only in a sweep's 'vary' block" : didYouMean(name, Object.keys(inst.schema.fields));
+        ok = this.report("FSM2004", cover(f.path), { field: name, where: inst.label, hint }) ?? false;
+        continue;
+      }
+      if (spec.appliesTo) conditional.push(f);
+    }
+    return { schema: inst.schema, ok, conditional };
   }
 
   /**
@@ -240,10 +260,8 @@ export class Evaluator {
   }
 
   private activate(inst: Instance, field: string, on: boolean): void {
-    let set = this.active.get(inst);
-    if (!set) this.active.set(inst, (set = new Set()));
-    if (on) set.add(field);
-    else set.delete(field);
+    if (on) (inst.active ??= new Set()).add(field);
+    else inst.active?.delete(field);
   }
 
   /** Tell the field being evaluated that it refers to a field whose longest chain of references is `refs`. */
@@ -257,7 +275,7 @@ export class Evaluator {
     if (!spec) return null;
     const written = inst.written(name);
     const span = written?.span ?? inst.anchor;
-    if (this.active.get(inst)?.has(name)) {
+    if (inst.active?.has(name)) {
       const logical = [...this.suspended, ...this.stack];
       const loop = logical.slice(logical.findIndex((s) => s.inst === inst && s.field === name));
       this.report("FSM2007", loop[0]!.span, { cycle: [...loop.map((s) => `${s.inst.label}.${s.field}`), `${inst.label}.${name}`].join(" → ") });

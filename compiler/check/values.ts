@@ -28,6 +28,9 @@ export interface Patch {
 
 /** One use of a block. */
 export class Instance {
+  /** Fields being evaluated right now (on the evaluator's stack or suspended): re-entering one is a cycle. */
+  active: Set<string> | undefined;
+
   /** Evaluated fields; `null` marks a field whose error was already reported. */
   readonly cache = new Map<string, Value | null>();
   /** For each evaluated field, the longest chain of references its value needed (FSM2016). */
