@@ -2,26 +2,11 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { run } from "../cli/main.js";
+import { cli, tempDirs } from "./cli.js";
 import { Plan } from "../compiler/plan/schema.js";
 
-const dirs: string[] = [];
-function tmp(): string {
-  const d = mkdtempSync(join(tmpdir(), "fsmoec-cli-"));
-  dirs.push(d);
-  return d;
-}
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const tmp = tempDirs("fsmoec-cli-");
 
-/** Run the CLI in-process, capturing what it prints. */
-function cli(...argv: string[]): { code: number; out: string; err: string } {
-  let out = "";
-  let err = "";
-  const code = run(argv, { out: (s) => (out += s), err: (s) => (err += s) });
-  return { code, out, err };
-}
 
 function readPlan(path: string): Plan {
   return Plan.parse(JSON.parse(readFileSync(path, "utf8")));

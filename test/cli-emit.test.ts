@@ -7,14 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { run } from "../cli/main.js";
-
-function cli(...argv: string[]): { code: number; out: string; err: string } {
-  let out = "";
-  let err = "";
-  const code = run(argv, { out: (s) => (out += s), err: (s) => (err += s) });
-  return { code, out, err };
-}
+import { cli } from "./cli.js";
 
 describe("fsmoec emit", () => {
   const dir = mkdtempSync(join(tmpdir(), "fsmoe-emit-"));

@@ -7,25 +7,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { run } from "../cli/main.js";
+import { cli, tempDirs } from "./cli.js";
 import { progressReporter } from "../cli/reports.js";
 
-const dirs: string[] = [];
-function tmp(): string {
-  const d = mkdtempSync(join(tmpdir(), "fsmoec-reports-"));
-  dirs.push(d);
-  return d;
-}
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const tmp = tempDirs("fsmoec-reports-");
 
-function cli(...argv: string[]): { code: number; out: string; err: string } {
-  let out = "";
-  let err = "";
-  const code = run(argv, { out: (s) => (out += s), err: (s) => (err += s) });
-  return { code, out, err };
-}
 
 describe("fsmoec simulate", () => {
   it("prints the iteration time, the resources, exposed communication, the critical path and the closed-form check", () => {
