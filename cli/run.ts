@@ -17,7 +17,7 @@ import { hasErrors, sortDiagnostics } from "../compiler/diagnostics/diagnostic.j
 import { renderText } from "../compiler/diagnostics/render.js";
 import type { Plan } from "../compiler/plan/schema.js";
 import { STRATEGY_NAMES, type StrategyName } from "../compiler/schedule/index.js";
-import { chromeTrace, loadAddon, planFor, routerOptions, shrink, TOLERANCE, verify, replay, type Comparison, type RouterOptions } from "../runtime/replay/index.js";
+import { chromeTrace, loadAddon, planFor, shrink, TOLERANCE, verify, replay, type Comparison } from "../runtime/replay/index.js";
 import type { Io } from "./compile.js";
 import { Exit } from "./exit.js";
 import { writeFileAtomic } from "./io.js";
@@ -35,11 +35,10 @@ interface RunFlags {
   readonly format: string;
 }
 
-/** What the command settles on before running: the plan and the router fields it needs. */
+/** What the command settles on before running: the plan (and its text) and what --shrink did. */
 interface Prepared {
   readonly plan: Plan;
   readonly text: string;
-  readonly router?: RouterOptions;
   readonly notes: readonly string[];
 }
 
@@ -116,14 +115,14 @@ async function runCommand(file: string, flags: RunFlags, io: Io, version: string
   }
   const prepared = prepare(file, flags, io, version);
   if (typeof prepared === "number") return prepared;
-  const { plan, text, router } = prepared;
-  const valid = loaded.addon.validate(text, JSON.stringify({ ...(router && { router }) }));
+  const { plan, text } = prepared;
+  const valid = loaded.addon.validate(text);
   if (!valid.ok) {
     io.err(`${file}: error: the host backend rejects this plan: ${valid.error}\n`);
     return Exit.inputErrors;
   }
-  const options = { iterations, timeoutMs, ...(router && { router }) };
-  const json: Record<string, unknown> = { job: plan.job.name, strategy: plan.strategy, backend: "host", ranks: plan.job.cluster.nodes * plan.job.cluster.gpusPerNode, ops: plan.ops.length, shrink: prepared.notes };
+  const options = { iterations, timeoutMs };
+  const json: Record<string, unknown> = { job: plan.job.name, strategy: plan.strategy, backend: "host", ranks: plan.job.cluster.nodes * plan.job.cluster.gpusPerNode, ops: plan.ops.length, shrink: flags.shrink ? prepared.notes : [], notes: flags.shrink ? [] : prepared.notes };
   let ranks;
   let iterationUs: readonly number[];
   let comparison: Comparison | undefined;
@@ -152,7 +151,7 @@ async function runCommand(file: string, flags: RunFlags, io: Io, version: string
   json.loss = ranks.reduce((s, r) => s + r.loss, 0);
   if (flags.format === "text") {
     io.out(`run ${plan.job.name} (${plan.strategy}) on the host backend: ${json.ranks} ranks, ${plan.ops.length} ops per rank, ${plan.job.microBatches} micro-batch${plan.job.microBatches === 1 ? "" : "es"}\n`);
-    for (const n of prepared.notes) io.out(`  shrunk: ${n}\n`);
+    for (const n of prepared.notes) io.out(`  ${flags.shrink ? "shrunk" : "note"}: ${n}\n`);
     io.out(`  ${iterations} iteration${iterations === 1 ? "" : "s"}: ${(measured / 1000).toFixed(3)} ms per iteration (median), predicted ${(plan.predicted.iterationUs / 1000).toFixed(3)} ms for ${plan.job.cluster.name}; loss ${Number(json.loss).toPrecision(8)}\n`);
   }
   if (flags.trace) {
@@ -222,15 +221,18 @@ function prepare(file: string, flags: RunFlags, io: Io, version: string): Prepar
     const s = shrink(job);
     job = s.job;
     notes = s.notes;
+  } else if (job.model.dtype !== "fp32") {
+    // The host backend computes in fp32: a job already small enough runs as it is, in fp32.
+    notes = [`dtype ${job.model.dtype} → fp32 (the host backend computes in fp32)`];
+    job = { ...job, model: { ...job.model, dtype: "fp32" } };
   }
   const strategy = (flags.schedule ?? job.schedule) as StrategyName;
   const { plan, diagnostics } = planFor(job, strategy, version, r.program.files[0] ?? file, programText(r));
   if (!plan) {
     io.err(renderText(sortDiagnostics([...diagnostics]), (n) => r.sources.get(n)));
-    if (!flags.shrink && job.model.dtype !== "fp32") io.err(`fsmoec: note: the host backend runs fp32 jobs; --shrink scales a job to host size in fp32\n`);
     return Exit.inputErrors;
   }
-  return { plan, text: JSON.stringify(plan), router: routerOptions(job), notes };
+  return { plan, text: JSON.stringify(plan), notes };
 }
 
 function verifyJson(c: Comparison): object {

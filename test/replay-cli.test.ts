@@ -96,6 +96,15 @@ describe("--shrink keeps a job's structure at host size", () => {
     expect(s.model.moeLayers).toEqual([1, 3]);
     expect(planFor(s, "fsmoe").plan).toBeDefined();
   });
+
+  it("keeps grouped-query attention with key/value heads that split over tp", () => {
+    const s = shrink(job("examples/mixtral-8x7b.moe")).job;
+    const a = s.model.attention!;
+    expect(a.kind).toBe("gqa");
+    expect(a.kvHeads! % s.parallel.tp).toBe(0);
+    expect(a.heads / a.kvHeads!).toBeGreaterThan(1);
+    expect(a.headDim! * a.heads).toBeLessThanOrEqual(s.model.hidden);
+  });
 });
 
 describe.skipIf(!addon)("fsmoec run --backend host", () => {
@@ -109,30 +118,38 @@ describe.skipIf(!addon)("fsmoec run --backend host", () => {
     expect(r.out).toMatch(/routing identical/);
   });
 
-  it("runs every strategy with --schedule and reports JSON", async () => {
+  it("runs a shrunk model job with every strategy (--schedule) and reports JSON", async () => {
     for (const s of ["deepspeed", "tutel", "fsmoe", "auto"]) {
       const r = await fsmoec("run", "examples/mixtral-6e.moe", "--shrink", "--verify", "--schedule", s, "--format", "json");
-      if (r.code === 1) {
-        // A model job: its dense blocks are not on the host backend yet.
-        expect(r.err).toMatch(/op kind \w+ not supported by the host backend yet/);
-        continue;
-      }
-      const j = JSON.parse(r.out) as { strategy: string; verify: { ok: boolean } };
+      expect(r.err).toBe("");
+      expect(r.code).toBe(0);
+      const j = JSON.parse(r.out) as { strategy: string; verify: { ok: boolean; tensors: { name: string }[] } };
       expect(j.strategy).toBe(s);
       expect(j.verify.ok).toBe(true);
+      expect(j.verify.tensors.map((t) => t.name)).toContain("grad.L0.attention");
     }
   });
 
-  it("refuses a model job's dense blocks with a clear message", async () => {
-    const r = await fsmoec("run", "examples/tiny.moe", "--shrink");
-    expect(r.code).toBe(1);
-    expect(r.err).toMatch(/the host backend rejects this plan: op 0 \(embed 'embedding'.*\): op kind embed not supported by the host backend yet/);
+  it("runs tiny.moe as it is, in fp32, and verifies every strategy", async () => {
+    for (const s of ["deepspeed", "tutel", "fsmoe", "auto"]) {
+      const r = await fsmoec("run", "examples/tiny.moe", "--backend", "host", "--verify", "--schedule", s);
+      expect(r.err).toBe("");
+      expect(r.code).toBe(0);
+      expect(r.out).toMatch(/note: dtype bf16 → fp32 \(the host backend computes in fp32\)/);
+      expect(r.out).toMatch(/verify: PASS — 100 tensors on 4 ranks/);
+    }
   });
 
-  it("refuses a full-size bf16 job and points at --shrink", async () => {
+  it("refuses multi-head latent attention with a clear message", async () => {
+    const r = await fsmoec("run", "examples/deepseek-v3.moe", "--shrink");
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/the host backend rejects this plan: job\.model\.attention: multi-head latent attention \(mla\) is not supported by the host backend yet/);
+  });
+
+  it("refuses a job too large for the host and points at --shrink", async () => {
     const r = await fsmoec("run", "examples/layer-sweep.moe", "--job", "layer_job");
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/fp32.*--shrink/);
+    expect(r.err).toMatch(/48 ranks; the host backend runs at most 8 \(use fsmoec run --shrink\)/);
   });
 
   it("replays a plan.json and writes a Chrome trace", async () => {

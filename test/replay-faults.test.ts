@@ -6,8 +6,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { Plan } from "../compiler/plan/schema.js";
-import { checkedJob, layerJobSource } from "../runtime/replay/fixtures.js";
-import { loadAddon, planFor, replay, routerOptions } from "../runtime/replay/index.js";
+import { checkedJob, layerJobSource, modelJobSource } from "../runtime/replay/fixtures.js";
+import { loadAddon, planFor, replay } from "../runtime/replay/index.js";
 
 const { addon, error } = loadAddon();
 if (!addon) console.warn(`replay fault tests skipped: ${error}`);
@@ -44,11 +44,42 @@ describe.skipIf(!addon)("hostile plans are rejected before execution", () => {
     { name: "a chunk beyond the degree", text: () => mutated((p) => ((p.ops.find((o) => o.kind === "expert")! as { chunk: number }).chunk = 7)), message: /outside the degree/ },
     { name: "a bf16 plan", text: () => mutated((p) => ((p.job.model as { dtype: string }).dtype = "bf16")), message: /fp32/ },
     { name: "an unsupported router", text: () => mutated((p) => ((p.job.model as { router: string }).router = "softmoe")), message: /router softmoe not supported by the host backend yet/ },
-    { name: "an unsupported op kind", text: () => mutated((p) => ((p.ops[0] as { kind: string }).kind = "attention")), message: /op kind attention not supported by the host backend yet/ },
+    { name: "an unsupported op kind", text: () => mutated((p) => ((p.ops[0] as { kind: string }).kind = "norm")), message: /op kind norm not supported by the host backend yet/ },
+    { name: "a dense op in a layer job", text: () => mutated((p) => ((p.ops[0] as { kind: string }).kind = "attention")), message: /op kind attention in a job of kind layer/ },
+    { name: "an expert index on another kind of op", text: () => mutated((p) => ((p.ops[0] as { expert?: number }).expert = 0)), message: /only an expert op names a local expert/ },
+    { name: "a max reduction on a kernel", text: () => mutated((p) => ((p.ops[0] as { reduce?: string }).reduce = "max")), message: /only an all-reduce has a reduction/ },
+    { name: "routing decisions of the wrong size", text: () => mutated((p) => ((p.ops.find((o) => o.kind === "gate")!.accesses[2] as { bytes: number }).bytes -= 12)), message: /the shapes give/ },
+    { name: "a router without its fields", text: () => mutated((p) => delete (p.job.model as { routeScale?: number }).routeScale), message: /job\.model\.routeScale: missing/ },
+    { name: "group limits that do not divide the experts", text: () => mutated((p) => ((p.job.model as { groups: number }).groups = 3)), message: /groups: must divide the experts/ },
     { name: "capacity that does not split into the degree", text: () => mutated((p) => ((p.layers[0] as { capacity: number }).capacity += 1)), message: /capacity/ },
   ];
   for (const c of cases)
     it(`rejects ${c.name}`, () => {
+      const v = addon!.validate(c.text());
+      expect(v.ok).toBe(false);
+      expect(v.error).toMatch(c.message);
+    });
+
+  const model = () => {
+    const { plan } = planFor(checkedJob(modelJobSource({ nodes: 2, gpus: 2 })), "fsmoe");
+    return plan!;
+  };
+  const mutatedModel = (f: (p: Plan & Record<string, unknown>) => void) => {
+    const p = structuredClone(model()) as Plan & Record<string, unknown>;
+    f(p);
+    return JSON.stringify(p);
+  };
+  const modelCases: readonly { name: string; text: () => string; message: RegExp }[] = [
+    { name: "multi-head latent attention", text: () => mutatedModel((p) => ((p.job.model.attention as { kind: string }).kind = "mla")), message: /multi-head latent attention \(mla\) is not supported by the host backend yet/ },
+    { name: "key/value heads that do not split over tp", text: () => mutatedModel((p) => Object.assign(p.job.model.attention!, { kvHeads: 1 })), message: /key\/value heads do not split over tp = 2/ },
+    { name: "a vocabulary that does not split over tp", text: () => mutatedModel((p) => ((p.job.model as { vocab: number }).vocab = 63)), message: /does not split over tp = 2/ },
+    { name: "a model without a vocabulary", text: () => mutatedModel((p) => ((p.job.model as { vocab: number | null }).vocab = null)), message: /models with a vocabulary/ },
+    { name: "logits of the wrong size", text: () => mutatedModel((p) => ((p.ops.find((o) => o.kind === "lm_head")!.accesses[1] as { bytes: number }).bytes -= 4)), message: /the shapes give/ },
+    { name: "an unknown loss role", text: () => mutatedModel((p) => ((p.ops.find((o) => o.kind === "loss")! as { role: string }).role = "loss_min")), message: /unknown loss role 'loss_min'/ },
+    { name: "token ids of the wrong size", text: () => mutatedModel((p) => ((p.buffers.find((b) => b.name === "mb0.tokens")! as { bytes: number }).bytes += 4)), message: /mb0\.tokens|outside/ },
+  ];
+  for (const c of modelCases)
+    it(`rejects a model plan with ${c.name}`, () => {
       const v = addon!.validate(c.text());
       expect(v.ok).toBe(false);
       expect(v.error).toMatch(c.message);
@@ -106,7 +137,7 @@ describe.skipIf(!addon)("collective faults end the run with a message", () => {
     // The last collective on the dp group: the peer waits for it and nothing follows it.
     const last = [...plan!.ops].reverse().find((o) => o.kind === "all_reduce" && o.group === "dp")!;
     const t0 = performance.now();
-    const r = await replay(plan!, { router: routerOptions(job), skip: [{ rank: 0, op: last.id }], timeoutMs: 300 });
+    const r = await replay(plan!, { skip: [{ rank: 0, op: last.id }], timeoutMs: 300 });
     expect(r.ok).toBe(false);
     const message = (r as { error: string }).error;
     expect(message).toContain(`collective all_reduce 'grad_allreduce' (op ${last.id}`);
@@ -119,7 +150,7 @@ describe.skipIf(!addon)("collective faults end the run with a message", () => {
     const job = checkedJob(layerJobSource({ nodes: 2, gpus: 2, pipeline: "2" }));
     const { plan } = planFor(job, "fsmoe");
     const dispatch = plan!.ops.find((o) => o.kind === "all_to_all")!;
-    const r = await replay(plan!, { router: routerOptions(job), skip: [{ rank: 3, op: dispatch.id }], timeoutMs: 300 });
+    const r = await replay(plan!, { skip: [{ rank: 3, op: dispatch.id }], timeoutMs: 300 });
     expect(r.ok).toBe(false);
     expect((r as { error: string }).error).toMatch(/collective (all_to_all|all_gather|reduce_scatter|all_reduce) '.*' \(op \d+.*\) on stream \w+ of rank \d+.*(timed out|mismatch)/);
   });

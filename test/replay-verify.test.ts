@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { checkedJob, layerJobSource, type LayerJobSpec } from "../runtime/replay/fixtures.js";
-import { loadAddon, planFor, routerOptions, verify } from "../runtime/replay/index.js";
+import { loadAddon, planFor, verify } from "../runtime/replay/index.js";
 import { STRATEGY_NAMES } from "../compiler/schedule/index.js";
 
 const { addon, error } = loadAddon();
@@ -15,7 +15,7 @@ async function verifies(spec: LayerJobSpec, strategy: (typeof STRATEGY_NAMES)[nu
   const job = checkedJob(layerJobSource({ ...spec, schedule: strategy }));
   const { plan, diagnostics } = planFor(job, strategy);
   expect(plan, diagnostics.map((d) => d.message).join("\n")).toBeDefined();
-  const v = await verify(plan!, { router: routerOptions(job), timeoutMs: 20_000 });
+  const v = await verify(plan!, { timeoutMs: 20_000 });
   if ("error" in v) throw new Error(v.error);
   const c = v.comparison;
   const bad = c.tensors.filter((t) => !t.ok).map((t) => `rank ${t.rank} ${t.name} ${t.relError}`);
@@ -70,15 +70,15 @@ describe.skipIf(!addon)("verification has teeth", () => {
     const job = checkedJob(layerJobSource({ nodes: 2, gpus: 2 }));
     const { plan } = planFor(job, "fsmoe");
     const expert = plan!.ops.find((o) => o.kind === "expert" && o.dir === "fwd")!;
-    const v = await verify(plan!, { router: routerOptions(job), skip: [{ rank: 1, op: expert.id }] });
+    const v = await verify(plan!, { skip: [{ rank: 1, op: expert.id }] });
     expect("comparison" in v && v.comparison.ok).toBe(false);
   });
 
   it("replaying twice gives bit-identical tensors", async () => {
     const job = checkedJob(layerJobSource({ nodes: 2, gpus: 2, router: "gshard" }));
     const { plan } = planFor(job, "auto");
-    const a = await verify(plan!, { router: routerOptions(job), iterations: 2 });
-    const b = await verify(plan!, { router: routerOptions(job) });
+    const a = await verify(plan!, { iterations: 2 });
+    const b = await verify(plan!, {});
     if (!("replay" in a) || !("replay" in b)) throw new Error("replay failed");
     for (const [name, t] of Object.entries(a.replay.ranks[1]!.tensors)) expect(Array.from(b.replay.ranks[1]!.tensors[name]!)).toEqual(Array.from(t));
   });

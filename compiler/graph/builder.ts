@@ -33,6 +33,11 @@ export class GraphBuilder {
     return id;
   }
 
+  /** The size of a buffer made by {@link buffer}. */
+  bufferBytes(id: number): number {
+    return this.buffers[id]!.bytes;
+  }
+
   /** Create an op without placing it on its lane (the caller places it with {@link place}). */
   create(spec: OpSpec): number {
     this.specs.push(spec);
@@ -108,6 +113,8 @@ export class GraphBuilder {
         macs: spec.macs,
         bytes: spec.bytes,
         group: spec.group,
+        ...(spec.reduce !== undefined && { reduce: spec.reduce }),
+        ...(spec.expert !== undefined && { expert: spec.expert }),
         predictedUs: spec.predictedUs,
       };
     });

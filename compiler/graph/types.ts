@@ -80,6 +80,14 @@ export interface Op {
   readonly bytes: number;
   /** The communicator of a collective (absent or undefined for kernels). */
   readonly group?: string | undefined;
+  /** An all-reduce's reduction: absent means a sum; "max" takes the largest (runtimes honor it; this compiler emits none). */
+  readonly reduce?: "sum" | "max" | undefined;
+  /**
+   * The one local expert an expert op computes (DeepSpeed's loop over local experts); absent when
+   * it computes all of them. Its buffer accesses still declare the whole chunk: a local expert's
+   * rows are strided through it (native/README.md, "Access signatures").
+   */
+  readonly expert?: number | undefined;
   readonly predictedUs: number;
 }
 

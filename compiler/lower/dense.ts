@@ -62,11 +62,14 @@ export function ffnSizes(job: TrainJob, hidden: number, activation: string, coun
 
 /** Embedding, LM head and loss (vocab-parallel over tp); absent without a vocabulary. */
 export interface HeadSizes {
+  /** The vocabulary-parallel lookup writes a row (zero outside this rank's shard) for every token of the tensor-parallel group. */
   readonly embedElements: number;
   readonly lmHead: DenseSizes;
-  /** Elements of the logits the loss reads. */
+  /** Elements of the logits the loss reads: the tensor-parallel group's tokens × this rank's ⌈V/tp⌉ vocabulary entries. */
   readonly lossElements: number;
-  /** Embedding and LM head parameters, plus the final norm. */
+  /** Vocabulary entries of one rank's shard of the embedding, the LM head and the logits: ⌈V/tp⌉. */
+  readonly vocabLocal: number;
+  /** Embedding and LM head parameters, plus the final norm; the head's gradient is laid out in that order. */
   readonly params: number;
 }
 
@@ -80,9 +83,10 @@ export function headSizes(job: TrainJob): HeadSizes | null {
   const vLocal = Math.ceil(V / tp);
   const lmParams = vLocal * M;
   return {
-    embedElements: (tokens / tp) * M,
+    embedElements: tokens * M,
     lmHead: { gatherElements: tp > 1 ? tokens * M : 0, macs: tokens * lmParams, params: lmParams },
     lossElements: tokens * vLocal,
+    vocabLocal: vLocal,
     params: 2 * lmParams + M,
   };
 }

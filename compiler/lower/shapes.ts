@@ -45,7 +45,16 @@ export interface MoeSizes {
   readonly expertMacs: number;
   /** DeepSpeed's dense einsum dispatch and combine GEMMs: T · E · C · M MACs each. */
   readonly einsumMacs: number;
+  /**
+   * Routing decisions the gate writes for Order, I-Order and the backward: T · k (token choice:
+   * expert, slot, combine weight per choice) or E · C (expert choice: token, slot, weight per
+   * expert slot); 0 for Soft MoE, whose dispatch and combine weights are the gate's scores.
+   */
+  readonly routingEntries: number;
 }
+
+/** Bytes of one routing decision: a 32-bit expert (or token) index, a 32-bit slot and an fp32 weight. */
+export const ROUTING_ENTRY_BYTES = 12;
 
 /** Integer ceiling of a · f / b where f is a decimal factor (exact for factors with ≤ 6 decimals). */
 function ceilScaled(a: number, f: number, b: number): number {
@@ -112,5 +121,6 @@ export function moeSizes(s: MoeShape, capacity: number): MoeSizes {
     espElements: s.esp > 1 ? a2a * s.esp : 0,
     expertMacs: a2a * s.expertHidden * s.gemms,
     einsumMacs: s.tokens * s.experts * capacity * s.hidden,
+    routingEntries: soft ? 0 : s.router === "expert_choice" ? s.experts * capacity : s.tokens * s.topK,
   };
 }

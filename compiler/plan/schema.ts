@@ -41,6 +41,8 @@ export const PlanOp = z
     macs: nonNegative,
     bytes: nonNegative,
     group: z.string().optional(),
+    reduce: z.enum(["sum", "max"]).optional(),
+    expert: int.min(0).optional(),
     predictedUs: nonNegative,
   })
   .strict();
@@ -59,6 +61,55 @@ export const PlanLayer = z
   })
   .strict();
 
+/** Attention of every layer of a model (null for a layer job); the fields of the other kinds are null. */
+export const PlanAttention = z
+  .object({
+    kind: z.enum(["mha", "gqa", "mla"]),
+    heads: int.min(1),
+    kvHeads: int.min(1).nullable(),
+    headDim: int.min(1).nullable(),
+    qLoraRank: int.min(1).nullable(),
+    kvLoraRank: int.min(1).nullable(),
+    qkNopeDim: int.min(1).nullable(),
+    ropeDim: int.min(1).nullable(),
+    vHeadDim: int.min(1).nullable(),
+  })
+  .strict();
+
+/**
+ * The checked model: everything a runtime needs to compute what the plan's ops stand for —
+ * shapes, the router and its fields (defaults applied), attention, the dense FFN and the shared
+ * experts (native/README.md, "The model").
+ */
+export const PlanModel = z
+  .object({
+    name: z.string(),
+    kind: z.enum(["model", "layer"]),
+    layers: int.min(1),
+    hidden: int.min(1),
+    vocab: int.min(1).nullable(),
+    moeLayers: z.array(int.min(0)),
+    experts: int.min(1),
+    topK: int.min(1),
+    expertHidden: int.min(1),
+    activation: z.string(),
+    router: z.string(),
+    /** softmax_topk: renormalize the top-k probabilities. */
+    normalize: z.boolean(),
+    /** Expert groups and how many of them a token may use (DeepSeek's group-limited routing); 1 and 1 without limits. */
+    groups: int.min(1),
+    topkGroups: int.min(1),
+    /** Scale of the combine weights (softmax_topk, sigmoid). */
+    routeScale: z.number().finite().positive(),
+    capacityFactor: nonNegative,
+    sharedExperts: int.min(0),
+    sharedHidden: int.min(1),
+    attention: PlanAttention.nullable(),
+    ffn: z.object({ hidden: int.min(1), activation: z.string() }).strict().nullable(),
+    dtype: z.string(),
+  })
+  .strict();
+
 /** The whole plan. */
 export const Plan = z
   .object({
@@ -68,7 +119,7 @@ export const Plan = z
     job: z
       .object({
         name: z.string(),
-        model: z.object({ name: z.string(), kind: z.enum(["model", "layer"]), layers: int.min(1), hidden: int.min(1), vocab: int.min(1).nullable(), moeLayers: z.array(int.min(0)), experts: int.min(1), topK: int.min(1), expertHidden: int.min(1), activation: z.string(), router: z.string(), capacityFactor: nonNegative, dtype: z.string() }).strict(),
+        model: PlanModel,
         cluster: z.object({ name: z.string(), nodes: int.min(1), gpusPerNode: int.min(1), device: z.string(), deviceMemory: nonNegative }).strict(),
         microBatch: int.min(1),
         seqLen: int.min(1),

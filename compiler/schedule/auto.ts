@@ -14,6 +14,7 @@
  * after the backward. The cheapest whole iteration wins.
  */
 import type { BlockStyle, GradPart } from "../graph/moe-block.js";
+import { wholeGradient } from "../graph/iteration.js";
 import type { Pricer } from "../graph/pricing.js";
 import type { Direction } from "../graph/types.js";
 import { lcm, padCapacity } from "../lower/shapes.js";
@@ -123,6 +124,8 @@ function searched(w: Workload, pricer: Pricer, candidates: Candidate[]): { layer
     if (best === null || best.extra >= exposed) tail.push(part);
     else moeParts.set(best.layer, [...load(best.layer), part]);
   }
+  // The embedding and LM head's gradient exists only once the backward is over.
+  if (w.head && needsGradientReduce(w)) tail.push(wholeGradient(w, -1));
   const layers = new Map<number, LayerPlan>();
   for (const l of moeLayerIndices(w)) {
     const parts = load(l);

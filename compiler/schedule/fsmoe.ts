@@ -10,6 +10,7 @@
  * goes after the backward. Capacity is C0 padded to lcm(r_f, r_b) per layer.
  */
 import type { GradPart } from "../graph/moe-block.js";
+import { wholeGradient } from "../graph/iteration.js";
 import type { Pricer } from "../graph/pricing.js";
 import { lcm, padCapacity } from "../lower/shapes.js";
 import type { Workload } from "../lower/workload.js";
@@ -67,6 +68,8 @@ export const fsmoe: Strategy = {
       if (next < 0) tail.push(part);
       else moeParts.set(windows[next]!.layer, [...(moeParts.get(windows[next]!.layer) ?? []), part]);
     }
+    // The embedding and LM head's gradient exists only once the backward is over.
+    if (w.head && needsGradientReduce(w)) tail.push(wholeGradient(w, -1));
     if (packing.leftover.length > 0) notes.push(`${packing.leftover.length} gradient piece(s) did not fit a window; each went to the next MoE layer's backward, or after the backward`);
 
     const layers = new Map<number, LayerPlan>();

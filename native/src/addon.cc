@@ -16,11 +16,9 @@ namespace {
 
 using namespace fsmoe;
 
-/** Options of validate/run/reference, parsed from JSON: { iterations, timeoutMs, emptyKernels, spinUs, skip, router, limits }. */
+/** Options of validate/run/reference, parsed from JSON: { iterations, timeoutMs, emptyKernels, spinUs, skip, limits }. */
 struct Options {
   RunOptions run;
-  bool hasRouter = false;
-  RouterOptions router;
   Limits limits;
 };
 
@@ -59,28 +57,12 @@ bool parseOptions(const std::string& text, Options& o, std::string& error) {
       o.run.skip.emplace_back(int(rank), int(op));
     }
   }
-  if (const Json* r = root.get("router")) {
-    if (!r->isObject()) return error = "options.router: expected an object", false;
-    o.hasRouter = true;
-    int64_t groups = 1, topk = 0;
-    if (!integer(r->get("groups"), "router.groups", 1, 1 << 20, groups) || !integer(r->get("topkGroups"), "router.topkGroups", 0, 1 << 20, topk)) return false;
-    o.router.groups = int(groups);
-    o.router.topkGroups = int(topk);
-    if (const Json* n = r->get("normalize")) {
-      if (!n->isBool()) return error = "options.router.normalize: expected true or false", false;
-      o.router.normalize = n->boolean;
-    }
-    if (const Json* s = r->get("routeScale")) {
-      if (!s->isNumber()) return error = "options.router.routeScale: expected a number", false;
-      o.router.routeScale = s->number;
-    }
-  }
   return true;
 }
 
 bool load(const std::string& planText, const std::string& optionsText, Plan& plan, Options& o, std::string& error) {
   if (!parseOptions(optionsText, o, error)) return false;
-  return loadPlan(planText.data(), planText.size(), o.hasRouter ? &o.router : nullptr, o.limits, plan, error);
+  return loadPlan(planText.data(), planText.size(), o.limits, plan, error);
 }
 
 bool stringArg(const Napi::CallbackInfo& info, std::size_t i, std::string& out, bool optional) {

@@ -1,6 +1,8 @@
 // The in-process communicator (comm.h).
 #include "comm.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 namespace fsmoe {
@@ -36,13 +38,14 @@ bool Communicator::rendezvous(int member, CollectiveCall* post, const std::strin
     posts_[member].inElems = post->inElems;
     posts_[member].outElems = post->outElems;
     posts_[member].ranges = post->ranges;
+    posts_[member].max = post->max;
     // The last to arrive checks that every member posted the same collective.
     if (arrived_ + 1 == int(members_.size())) {
       mismatch_.clear();
       const CollectiveCall& a = posts_[0];
       for (std::size_t p = 1; p < posts_.size() && mismatch_.empty(); p++) {
         const CollectiveCall& b = posts_[p];
-        if (a.op != b.op || a.kind != b.kind || a.inElems != b.inElems || a.outElems != b.outElems || a.ranges.size() != b.ranges.size()) {
+        if (a.op != b.op || a.kind != b.kind || a.inElems != b.inElems || a.outElems != b.outElems || a.ranges.size() != b.ranges.size() || a.max != b.max) {
           mismatch_ = "collective mismatch in group " + group_ + " " + membersText() + ": rank " + std::to_string(members_[0]) + " issued op " + std::to_string(a.op) + " (" + kindName(a.kind) + ") while rank " +
                       std::to_string(members_[p]) + " issued op " + std::to_string(b.op) + " (" + kindName(b.kind) + ")";
           break;
@@ -114,13 +117,16 @@ bool Communicator::run(int q, CollectiveCall& c, const std::string& who, int64_t
     case OpKind::AllReduce: {
       int64_t total = 0;
       for (auto& r : c.ranges) total += r.second;
-      c.scratch.assign(total, 0.0f);
+      c.scratch.assign(total, c.max ? -INFINITY : 0.0f);
       int64_t at = 0;
       for (std::size_t r = 0; r < c.ranges.size(); r++) {
         const int64_t n = c.ranges[r].second;
         for (int64_t p = 0; p < P; p++) {
           const float* src = posts_[p].ranges[r].first;
-          for (int64_t e = 0; e < n; e++) c.scratch[at + e] += src[e];
+          if (c.max)
+            for (int64_t e = 0; e < n; e++) c.scratch[at + e] = std::max(c.scratch[at + e], src[e]);
+          else
+            for (int64_t e = 0; e < n; e++) c.scratch[at + e] += src[e];
         }
         at += n;
       }

@@ -41,6 +41,7 @@ struct CollectiveCall {
   float* out = nullptr;
   int64_t inElems = 0, outElems = 0;
   std::vector<std::pair<float*, int64_t>> ranges;  // all-reduce, in place
+  bool max = false;                                 // all-reduce: the maximum instead of the sum
   /** Set by run: when every member had arrived (the transfer's start, after any wait for peers). */
   Clock::time_point arrived{};
   std::vector<float> scratch;

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "comm.h"
+#include "dense.h"
 #include "kernels.h"
 #include "model.h"
 
@@ -172,14 +173,6 @@ class StreamQueue {
   std::condition_variable cv_;
 };
 
-/** What a forward MoE block keeps outside the arena for its backward (see the report: the plan does not carry it). */
-struct Saved {
-  std::vector<float> x;        // the layer input (router weight gradient)
-  std::vector<float> comb;     // the combined expert outputs (gradient of the combine weights)
-  std::vector<float> dweight;  // dL/d combine weight, from I-Order backward to Gate backward
-  Routing routing;
-};
-
 class Rank {
  public:
   Rank(World& w, int rank) : w_(w), p_(w.plan), j_(w.plan.job), rank_(rank), done_(new std::atomic<int>[w.plan.ops.size()]) {
@@ -224,8 +217,8 @@ class Rank {
   int rank_;
   std::vector<float> arena_;
   std::vector<LayerWeights> weights_;
-  std::vector<Saved> saved_;
-  std::vector<int> moeIndex_;
+  std::vector<DenseWeights> dense_;  // model jobs, by layer
+  HeadWeights head_;
   std::unique_ptr<std::atomic<int>[]> done_;
   StreamQueue queues_[kStreams];
   std::mutex evm_;
@@ -235,26 +228,23 @@ class Rank {
   std::atomic<int> iteration_{0};
   std::vector<double> opSum_, workSum_;
   std::vector<int> skip_;
-  std::vector<float> dlogits_;
 
   char* base() { return reinterpret_cast<char*>(arena_.data()); }
   float* at(int64_t abs) { return reinterpret_cast<float*>(base() + abs); }
   float* acc(const Op& op, int i) { return at(op.accesses[i].abs); }
   float* buf(const Op& op, int i) { return at(p_.buffers[op.accesses[i].buffer].offset); }
-  Saved& saved(const Op& op) { return saved_[std::size_t(moeIndex_[op.layer]) * j_.microBatches + op.mb]; }
+  RouteView routing(const Op& op, int i) { return routeView(acc(op, i), int64_t(j_.tokens) * j_.topK); }
   bool last() const { return iteration_.load() == w_.opt.iterations - 1; }
 
   bool setup() {
     arena_.assign(std::size_t((p_.arenaBytes + 3) / 4), 0.0f);
     weights_.resize(j_.layers);
-    moeIndex_.assign(j_.layers, -1);
-    int n = 0;
-    for (int l : j_.moeLayers) {
-      makeLayerWeights(j_, l, rank_, weights_[l]);
-      moeIndex_[l] = n++;
+    for (int l : j_.moeLayers) makeLayerWeights(j_, l, rank_, weights_[l]);
+    if (j_.model) {
+      dense_.resize(j_.layers);
+      for (int l = 0; l < j_.layers; l++) makeDenseWeights(j_, l, rank_, false, dense_[l]);
+      makeHeadWeights(j_, rank_, false, head_);
     }
-    saved_.resize(std::size_t(n) * j_.microBatches);
-    dlogits_.resize(std::size_t(j_.tokens) * j_.experts);
     return true;
   }
 
@@ -262,8 +252,10 @@ class Rank {
     const int n = int(p_.ops.size());
     for (int it = 0; it < w_.opt.iterations; it++) {
       if (!w_.barrier.wait(w_.failure, w_.safetyMs, rank_)) return;
-      for (const Buffer& b : p_.buffers)
-        if (b.persistent && b.given == 0) std::memset(base() + b.offset, 0, std::size_t(b.bytes));  // gradients start at zero
+      for (const Buffer& b : p_.buffers) {
+        if (b.given != Given::None) fill(b);
+        else if (b.persistent) std::memset(base() + b.offset, 0, std::size_t(b.bytes));  // gradients start at zero
+      }
       completed_.store(0);
       iteration_.store(it);
       w_.iterStart[rank_][it] = micros(w_.t0, Clock::now());
@@ -329,7 +321,6 @@ class Rank {
         for (int w : op.waits)
           if (!waitEvent(op, w, stamp)) return;
         const bool skipped = std::find(skip_.begin(), skip_.end(), id) != skip_.end();
-        if (!skipped && !w_.opt.emptyKernels) fill(op);
         const auto t0 = Clock::now();
         Clock::time_point work = t0;
         if (!skipped && !w_.opt.emptyKernels && !execute(op, work)) return;
@@ -353,14 +344,15 @@ class Rank {
     }
   }
 
-  /** Given buffers: the layer input and the loss cotangent, generated for this rank and micro-batch. */
-  void fill(const Op& op) {
-    for (int b : op.fills) {
-      const Buffer& buf = p_.buffers[b];
-      const char* name = buf.given == 1 ? kInputTensor : kCotangentTensor;
-      const int64_t n = int64_t(j_.tokens) * j_.hidden;
-      fillUniform(at(buf.offset), std::size_t(std::min<int64_t>(n, buf.bytes / 4)), j_.seed, tensorId(name), tokenIndex(j_, buf.givenMb, rank_, 0) * j_.hidden, 1.0f);
+  /** An input of the iteration, generated for this rank and its micro-batch. */
+  void fill(const Buffer& b) {
+    if (b.given == Given::Tokens || b.given == Given::Targets) {
+      fillTokens(j_, b.givenMb, rank_, b.given == Given::Targets, reinterpret_cast<int32_t*>(base() + b.offset));
+      return;
     }
+    const char* name = b.given == Given::Input ? kInputTensor : kCotangentTensor;
+    const int64_t n = int64_t(j_.tokens) * j_.hidden;
+    fillUniform(at(b.offset), std::size_t(n), j_.seed, tensorId(name), tokenIndex(j_, b.givenMb, rank_, 0) * j_.hidden, 1.0f);
   }
 
   bool fail(const Op& op, const std::string& what) {
@@ -371,55 +363,208 @@ class Rank {
   /** Run one op; `work` is set to when a collective's transfer started (after its wait for peers). */
   bool execute(const Op& op, Clock::time_point& work) {
     if (isCollective(op.kind)) return collective(op, work);
+    switch (op.kind) {
+      case OpKind::Attention:
+      case OpKind::DenseFfn:
+      case OpKind::SharedExpert: return denseOp(op);
+      case OpKind::Embed: return embedOp(op);
+      case OpKind::LmHead: return lmHeadOp(op);
+      case OpKind::Loss: return lossOp(op);
+      default: return moeOp(op);
+    }
+  }
+
+  /** Token ids or targets another op cannot have written, checked anyway before they index a table. */
+  bool tokensValid(const Op& op, const int32_t* t) {
+    for (int64_t i = 0; i < j_.groupTokens; i++)
+      if (t[i] < 0 || t[i] >= j_.vocab) return fail(op, "token id " + std::to_string(t[i]) + " outside the vocabulary");
+    return true;
+  }
+  const int32_t* ids(const Op& op, int i) { return reinterpret_cast<const int32_t*>(acc(op, i)); }
+
+  /**
+   * Attention, dense FFN, shared experts of a model: forward normalizes the gathered stream,
+   * runs the block on this rank's heads or units and — on the first rank of the tp group — adds
+   * the stream, so the ReduceScatter after it leaves the next stream; backward mirrors it.
+   */
+  bool denseOp(const Op& op) {
+    const int64_t N = j_.groupTokens, M = j_.hidden;
+    const DenseWeights& W = dense_[op.layer];
+    const bool attention = op.kind == OpKind::Attention;
+    const bool moe = j_.isMoe(op.layer);
+    const float* gamma = attention ? W.attentionNorm.data() : W.ffnNorm.data();
+    const int G = moe ? j_.gemms : j_.ffnGemms;
+    const Activation act = moe ? j_.activation : j_.ffnActivation;
+    const int64_t F = ffnUnits(j_, op.layer, false);
+    const bool first = tpIndex(j_, rank_) == 0;
+    thread_local std::vector<float> n, dn;
+    n.resize(N * M);
+    if (!op.bwd) {
+      // gathered stream; partial output (w) [, probabilities (w)]
+      const float* s = acc(op, 0);
+      float* out = acc(op, 1);
+      rmsNorm(s, gamma, N, M, n.data());
+      if (attention) attentionForward(j_, attentionLayout(j_, false), n.data(), W.attention.data(), out, op.accesses.size() == 3 ? acc(op, 2) : nullptr);
+      else ffnForward(N, M, F, G, act, n.data(), W.ffn.data(), out);
+      if (first)
+        for (int64_t i = 0; i < N * M; i++) out[i] += s[i];
+      return true;
+    }
+    // gathered gradient, saved stream [, probabilities]; partial input gradient (w), weights' gradient (w), norm's gradient (w)
+    const int sc = attention && op.accesses.size() == 6 ? 1 : 0;
+    const float* g = acc(op, 0);
+    const float* s = acc(op, 1);
+    float* gin = acc(op, 2 + sc);
+    rmsNorm(s, gamma, N, M, n.data());
+    dn.resize(N * M);
+    if (attention) attentionBackward(j_, attentionLayout(j_, false), n.data(), W.attention.data(), g, sc ? acc(op, 2) : nullptr, dn.data(), acc(op, 3 + sc));
+    else ffnBackward(N, M, F, G, act, n.data(), W.ffn.data(), g, dn.data(), acc(op, 3 + sc));
+    rmsNormBackward(s, gamma, dn.data(), N, M, gin, acc(op, 4 + sc));
+    if (first)
+      for (int64_t i = 0; i < N * M; i++) gin[i] += g[i];
+    return true;
+  }
+
+  /** The vocabulary-parallel embedding: forward tokens → rows of this rank's shard; backward gradient, tokens → the shard's gradient. */
+  bool embedOp(const Op& op) {
+    const int64_t first = int64_t(tpIndex(j_, rank_)) * j_.localVocab;
+    if (!op.bwd) {
+      if (!tokensValid(op, ids(op, 0))) return false;
+      embedForward(ids(op, 0), j_.groupTokens, j_.hidden, first, j_.localVocab, head_.embedding.data(), acc(op, 1));
+    } else {
+      if (!tokensValid(op, ids(op, 1))) return false;
+      embedBackward(ids(op, 1), j_.groupTokens, j_.hidden, first, j_.localVocab, acc(op, 0), acc(op, 2));
+    }
+    return true;
+  }
+
+  /** The final norm and the LM head on the gathered stream: logits of this rank's vocabulary shard. */
+  bool lmHeadOp(const Op& op) {
+    const int64_t N = j_.groupTokens, M = j_.hidden, V = j_.localVocab;
+    thread_local std::vector<float> n, dn, scratch;
+    n.resize(N * M);
+    rmsNorm(acc(op, op.bwd ? 1 : 0), head_.finalNorm.data(), N, M, n.data());
+    if (!op.bwd) {
+      float* logits = acc(op, 1);
+      gemmNT(N, V, M, n.data(), head_.lmHead.data(), logits, scratch, false);
+      if (!op.recompute && last()) capture("logits.mb" + std::to_string(op.mb), logits, N * V);
+      return true;
+    }
+    // dlogits, saved stream; input gradient (w), LM head gradient (w), final norm gradient (w)
+    const float* gl = acc(op, 0);
+    dn.resize(N * M);
+    gemmNN(N, M, V, gl, head_.lmHead.data(), dn.data(), false);
+    gemmTN(V, M, N, gl, n.data(), acc(op, 3));
+    rmsNormBackward(acc(op, 1), head_.finalNorm.data(), dn.data(), N, M, acc(op, 2), acc(op, 4));
+    return true;
+  }
+
+  /** The cross-entropy, mean over every token of the iteration (micro-batches × dp groups × B · L). */
+  bool lossOp(const Op& op) {
+    const int64_t N = j_.groupTokens, V = j_.localVocab, first = int64_t(tpIndex(j_, rank_)) * V;
+    const double scale = 1.0 / (double(j_.microBatches) * j_.dp * N);
+    const int64_t P = j_.tp;
+    if (op.bwd) {
+      if (!tokensValid(op, ids(op, 3))) return false;
+      lossBackward(acc(op, 0), acc(op, 1), acc(op, 2), P, ids(op, 3), N, V, first, scale, acc(op, 4));
+      return true;
+    }
+    if (op.role == "loss_max") {
+      lossMax(acc(op, 0), N, V, acc(op, 1));
+    } else if (op.role == "loss_sumexp") {
+      if (!tokensValid(op, ids(op, 2))) return false;
+      lossSumExp(acc(op, 0), acc(op, 1), P, ids(op, 2), N, V, first, acc(op, 3));
+    } else {
+      float* loss = acc(op, 2);
+      lossValue(acc(op, 0), acc(op, 1), P, N, scale, loss);
+      if (last()) {
+        // This rank's share: the tokens of its sequence slice.
+        const int64_t T = j_.tokens, t0 = int64_t(tpIndex(j_, rank_)) * T;
+        for (int64_t t = t0; t < t0 + T; t++) {
+          result.loss += loss[t];
+          result.lossScale += std::fabs(loss[t]);
+        }
+        capture("loss.mb" + std::to_string(op.mb), loss + t0, T);
+      }
+    }
+    return true;
+  }
+
+  bool moeOp(const Op& op) {
     const MoeLayer& L = p_.layers[op.layer];
     const LayerWeights& W = weights_[op.layer];
-    const int64_t T = j_.tokens, M = j_.hidden, E = j_.experts, C = L.capacity;
-    Saved& sv = saved(op);
-    const bool routed = sv.routing.choice.size() == std::size_t(T) * j_.topK;
+    const int64_t T = j_.tokens, M = j_.hidden, C = L.capacity;
+    // Decisions another op wrote: checked before they index anything (a skipped gate leaves garbage).
+    auto decisions = [&](int i, RouteView& rt) {
+      rt = routing(op, i);
+      return routingValid(j_, C, rt) || fail(op, "routing decisions out of range (did the gate run?)");
+    };
+    RouteView rt{};
     switch (op.kind) {
       case OpKind::Gate:
         if (!op.bwd) {
-          const float* x = acc(op, 0);
+          // x, logits (w), routing (w) [, the normalized x (w): a model's]
           float* logits = acc(op, 1);
-          routerLogits(x, W.router.data(), T, M, E, logits);
-          sv.x.assign(x, x + T * M);
-          route(j_, op.layer, op.mb, rank_, C, logits, W.bias.data(), sv.routing);
+          const float* x = acc(op, 0);
+          if (j_.model) {
+            rmsNorm(x, dense_[op.layer].ffnNorm.data(), T, M, acc(op, 3));
+            x = acc(op, 3);
+          }
+          routerLogits(x, W.router.data(), T, M, j_.experts, logits);
+          rt = routing(op, 2);
+          route(j_, op.layer, op.mb, rank_, C, logits, W.bias.data(), rt);
           if (!op.recompute && last()) {
             std::vector<int32_t> r(std::size_t(T) * j_.topK * 2);
-            for (std::size_t i = 0; i < sv.routing.choice.size(); i++) {
-              r[2 * i] = sv.routing.choice[i];
-              r[2 * i + 1] = sv.routing.slot[i];
+            for (int64_t i = 0; i < T * j_.topK; i++) {
+              r[2 * i] = rt.choice[i];
+              r[2 * i + 1] = rt.slot[i];
             }
             result.ints.push_back({"route.L" + std::to_string(op.layer) + ".mb" + std::to_string(op.mb), std::move(r)});
           }
         } else {
-          if (!routed || sv.dweight.size() != sv.routing.choice.size() || sv.x.size() != std::size_t(T * M)) return fail(op, "no forward state for this layer and micro-batch");
-          routeBackward(j_, acc(op, 0), W.bias.data(), sv.routing, sv.dweight.data(), dlogits_.data());
-          gateBackward(j_, sv.x.data(), W.router.data(), dlogits_.data(), acc(op, 1), at(L.routerGradAbs));
-          if (op.dxTap && last()) capture("dx.mb" + std::to_string(op.mb), acc(op, 1), T * M);
+          // logits, routing, x, dL/dweight, gx (w, accumulated), router gradient (w); a model's:
+          // logits, routing, normalized x, x, dL/dweight, the stream's gradient, gx (w), router gradient (w), norm gradient (w)
+          if (!decisions(1, rt)) return false;
+          const int m = j_.model ? 1 : 0;
+          thread_local std::vector<float> dlogits, ds;
+          dlogits.resize(std::size_t(T) * j_.experts);
+          routeBackward(j_, acc(op, 0), W.bias.data(), rt, acc(op, 3 + m), dlogits.data());
+          float* gx = acc(op, 4 + 2 * m);
+          gateBackward(j_, acc(op, 2), W.router.data(), dlogits.data(), gx, acc(op, 5 + 2 * m));
+          if (j_.model) {
+            ds.resize(std::size_t(T) * M);
+            rmsNormBackward(acc(op, 3), dense_[op.layer].ffnNorm.data(), gx, T, M, ds.data(), acc(op, 8));
+            const float* res = acc(op, 5);
+            for (int64_t i = 0; i < T * M; i++) gx[i] = res[i] + ds[i];
+          }
+          if (op.dxTap && last()) capture("dx.mb" + std::to_string(op.mb), gx, T * M);
         }
         return true;
       case OpKind::Order:
       case OpKind::DispatchGemm:
-        if (!routed) return fail(op, "no routing for this layer and micro-batch");
-        if (op.kind == OpKind::DispatchGemm) {
-          if (!op.bwd) dispatchEinsum(j_, C, L.fwdDegree, acc(op, 0), sv.routing, buf(op, 2));
-          else dispatchEinsumBackward(j_, C, L.bwdDegree, buf(op, 0), sv.routing, acc(op, 1));
-        } else if (!op.bwd) {
-          orderForward(j_, C, L.fwdDegree, acc(op, 0), sv.routing, buf(op, 2));
+        if (!decisions(1, rt)) return false;
+        if (!op.bwd) {
+          // x, routing, order buffer (w)
+          if (op.kind == OpKind::DispatchGemm) dispatchEinsum(j_, C, L.fwdDegree, acc(op, 0), rt, buf(op, 2));
+          else orderForward(j_, C, L.fwdDegree, acc(op, 0), rt, buf(op, 2));
         } else {
-          orderBackward(j_, C, L.bwdDegree, buf(op, 0), sv.routing, acc(op, 1));
+          // gradient of the order buffer, routing, gx (w)
+          if (op.kind == OpKind::DispatchGemm) dispatchEinsumBackward(j_, C, L.bwdDegree, buf(op, 0), rt, acc(op, 2));
+          else orderBackward(j_, C, L.bwdDegree, buf(op, 0), rt, acc(op, 2));
         }
         return true;
       case OpKind::Iorder:
       case OpKind::CombineGemm:
-        if (!routed) return fail(op, "no routing for this layer and micro-batch");
+        if (!decisions(1, rt)) return false;
         if (!op.bwd) {
-          const float* comb = buf(op, 0);
-          sv.comb.assign(comb, comb + E * C * M);
-          float* y = acc(op, 2);
-          if (op.kind == OpKind::CombineGemm) combineEinsum(j_, C, L.fwdDegree, comb, sv.routing, y);
-          else iorderForward(j_, C, L.fwdDegree, comb, sv.routing, y);
+          // combined, routing [, the residual: a model's], y (w)
+          float* y = acc(op, j_.model ? 3 : 2);
+          if (op.kind == OpKind::CombineGemm) combineEinsum(j_, C, L.fwdDegree, buf(op, 0), rt, y);
+          else iorderForward(j_, C, L.fwdDegree, buf(op, 0), rt, y);
+          if (j_.model) {
+            const float* res = acc(op, 2);
+            for (int64_t i = 0; i < T * M; i++) y[i] += res[i];
+          }
           if (op.outputTap) {
             // loss = Σ y ⊙ cotangent, the cotangent being the given gradient of the output.
             const uint32_t cot = tensorId(kCotangentTensor);
@@ -437,10 +582,9 @@ class Rank {
             }
           }
         } else {
-          if (sv.comb.size() != std::size_t(E * C * M)) return fail(op, "no forward combine for this layer and micro-batch");
-          sv.dweight.assign(sv.routing.choice.size(), 0.0f);
-          if (op.kind == OpKind::CombineGemm) combineEinsumBackward(j_, C, L.fwdDegree, L.bwdDegree, acc(op, 0), sv.comb.data(), sv.routing, buf(op, 2), sv.dweight.data());
-          else iorderBackward(j_, C, L.fwdDegree, L.bwdDegree, acc(op, 0), sv.comb.data(), sv.routing, buf(op, 2), sv.dweight.data());
+          // dy, routing, saved combined, gradient of combined (w), dL/dweight (w)
+          if (op.kind == OpKind::CombineGemm) combineEinsumBackward(j_, C, L.fwdDegree, L.bwdDegree, acc(op, 0), buf(op, 2), rt, buf(op, 3), acc(op, 4));
+          else iorderBackward(j_, C, L.fwdDegree, L.bwdDegree, acc(op, 0), buf(op, 2), rt, buf(op, 3), acc(op, 4));
         }
         return true;
       case OpKind::Expert: {
@@ -461,6 +605,7 @@ class Rank {
     c.kind = op.kind;
     if (op.kind == OpKind::AllReduce) {
       for (const Access& a : op.accesses) c.ranges.emplace_back(at(a.abs), a.bytes / 4);
+      c.max = op.reduceMax;
     } else {
       c.in = acc(op, 0);
       c.out = acc(op, 1);
@@ -475,11 +620,25 @@ class Rank {
   void capture(const std::string& name, const float* data, int64_t n) { result.tensors.push_back({name, std::vector<float>(data, data + n)}); }
 
   void finish() {
-    for (int l : j_.moeLayers) {
+    // Every gradient after the iteration's all-reduces, where the backward ops declared it.
+    const int64_t M = j_.hidden;
+    for (int l = 0; l < j_.layers; l++) {
       const MoeLayer& L = p_.layers[l];
-      if (L.routerGradAbs >= 0) capture("grad.L" + std::to_string(l) + ".router", at(L.routerGradAbs), int64_t(j_.hidden) * j_.experts);
-      if (L.expertGradAbs >= 0) capture("grad.L" + std::to_string(l) + ".expert", at(L.expertGradAbs), j_.expertShardParams());
+      const std::string at_ = "grad.L" + std::to_string(l) + ".";
+      auto grad = [&](int64_t abs, const char* name, int64_t n) {
+        if (abs >= 0) capture(at_ + name, at(abs), n);
+      };
+      grad(L.attentionNormAbs, "attention_norm", M);
+      grad(L.ffnNormAbs, "ffn_norm", M);
+      grad(L.routerGradAbs, "router", M * j_.experts);
+      grad(L.attentionAbs, "attention", j_.attentionParams());
+      grad(L.ffnAbs, "dense_ffn", j_.ffnParams());
+      grad(L.sharedAbs, "shared_expert", j_.sharedParams());
+      grad(L.expertGradAbs, "expert", j_.expertShardParams());
     }
+    if (p_.head.embeddingAbs >= 0) capture("grad.embedding", at(p_.head.embeddingAbs), j_.vocabParams());
+    if (p_.head.lmHeadAbs >= 0) capture("grad.lm_head", at(p_.head.lmHeadAbs), j_.vocabParams());
+    if (p_.head.finalNormAbs >= 0) capture("grad.final_norm", at(p_.head.finalNormAbs), M);
     result.opUs.resize(opSum_.size());
     result.workUs.resize(opSum_.size());
     for (std::size_t i = 0; i < opSum_.size(); i++) {

@@ -26,7 +26,7 @@ void gemmNN(int64_t m, int64_t n, int64_t k, const float* A, const float* B, flo
 }
 
 /** C (m × n) += Aᵀ · B with A (k × m), B (k × n). */
-static void gemmTN(int64_t m, int64_t n, int64_t k, const float* A, const float* B, float* C) {
+void gemmTN(int64_t m, int64_t n, int64_t k, const float* A, const float* B, float* C) {
   for (int64_t p = 0; p < k; p++) {
     const float* a = A + p * m;
     const float* __restrict b = B + p * n;
@@ -44,7 +44,7 @@ static std::vector<float>& tScratchNT() {
 }
 
 /** C (m × n) = A · Bᵀ with A (m × k), B (n × k); `scratch` holds Bᵀ. */
-static void gemmNT(int64_t m, int64_t n, int64_t k, const float* A, const float* B, float* C, std::vector<float>& scratch, bool accumulate) {
+void gemmNT(int64_t m, int64_t n, int64_t k, const float* A, const float* B, float* C, std::vector<float>& scratch, bool accumulate) {
   scratch.resize(k * n);
   for (int64_t q = 0; q < n; q++)
     for (int64_t p = 0; p < k; p++) scratch[p * n + q] = B[q * k + p];
@@ -115,12 +115,12 @@ int64_t argmax(const float* v, const std::vector<char>& allowed, int64_t n) {
 
 }  // namespace
 
-void route(const Job& j, int layer, int mb, int rank, int64_t C, const float* logits, const float* bias, Routing& out) {
+void route(const Job& j, int layer, int mb, int rank, int64_t C, const float* logits, const float* bias, const RouteView& out) {
   const int64_t T = j.tokens, E = j.experts, k = j.topK;
   const int64_t G = j.ro.groups, per = E / G;
-  out.choice.assign(T * k, -1);
-  out.slot.assign(T * k, -1);
-  out.weight.assign(T * k, 0.0f);
+  std::fill(out.choice, out.choice + T * k, -1);
+  std::fill(out.slot, out.slot + T * k, -1);
+  std::fill(out.weight, out.weight + T * k, 0.0f);
   std::vector<float> s(E), sel(E), gscore(G);
   std::vector<char> allowed(E), gallowed(G);
   const uint32_t gshardTensor = tensorId(Tensors::gshard(layer));
@@ -187,14 +187,21 @@ void route(const Job& j, int layer, int mb, int rank, int64_t C, const float* lo
     }
 }
 
-void routeBackward(const Job& j, const float* logits, const float* bias, const Routing& r, const float* dweight, float* dlogits) {
+bool routingValid(const Job& j, int64_t C, const RouteView& r) {
+  const int64_t n = int64_t(j.tokens) * j.topK;
+  for (int64_t i = 0; i < n; i++)
+    if (r.choice[i] < 0 || r.choice[i] >= j.experts || r.slot[i] < -2 || r.slot[i] >= C || !std::isfinite(r.weight[i])) return false;
+  return true;
+}
+
+void routeBackward(const Job& j, const float* logits, const float* bias, const RouteView& r, const float* dweight, float* dlogits) {
   const int64_t T = j.tokens, E = j.experts, k = j.topK;
   std::vector<float> s(E);
   std::vector<double> ds(E);
   for (int64_t t = 0; t < T; t++) {
     scores(j.router, logits + t * E, E, s.data());
     std::fill(ds.begin(), ds.end(), 0.0);
-    const int32_t* ch = r.choice.data() + t * k;
+    const int32_t* ch = r.choice + t * k;
     const float* g = dweight + t * k;
     const bool normalized = (j.router == Router::SoftmaxTopk && j.ro.normalize) || j.router == Router::Gshard || j.router == Router::Sigmoid;
     const double scale = (j.router == Router::SoftmaxTopk || j.router == Router::Sigmoid) ? j.ro.routeScale : 1.0;
@@ -219,7 +226,7 @@ void routeBackward(const Job& j, const float* logits, const float* bias, const R
 
 // ── Order and I-Order ───────────────────────────────────────────────────────────────────────
 
-void orderForward(const Job& j, int64_t C, int64_t r, const float* x, const Routing& rt, float* out) {
+void orderForward(const Job& j, int64_t C, int64_t r, const float* x, const RouteView& rt, float* out) {
   const int64_t T = j.tokens, M = j.hidden, E = j.experts, k = j.topK;
   std::memset(out, 0, sizeof(float) * E * C * M);  // empty slots are zero rows
   for (int64_t t = 0; t < T; t++)
@@ -230,7 +237,7 @@ void orderForward(const Job& j, int64_t C, int64_t r, const float* x, const Rout
     }
 }
 
-void iorderForward(const Job& j, int64_t C, int64_t r, const float* comb, const Routing& rt, float* y) {
+void iorderForward(const Job& j, int64_t C, int64_t r, const float* comb, const RouteView& rt, float* y) {
   const int64_t T = j.tokens, M = j.hidden, E = j.experts, k = j.topK;
   std::memset(y, 0, sizeof(float) * T * M);
   for (int64_t t = 0; t < T; t++)
@@ -244,7 +251,7 @@ void iorderForward(const Job& j, int64_t C, int64_t r, const float* comb, const 
     }
 }
 
-void iorderBackward(const Job& j, int64_t C, int64_t rf, int64_t rb, const float* dy, const float* combSaved, const Routing& rt, float* gcomb, float* dweight) {
+void iorderBackward(const Job& j, int64_t C, int64_t rf, int64_t rb, const float* dy, const float* combSaved, const RouteView& rt, float* gcomb, float* dweight) {
   const int64_t T = j.tokens, M = j.hidden, E = j.experts, k = j.topK;
   std::memset(gcomb, 0, sizeof(float) * E * C * M);
   for (int64_t t = 0; t < T; t++)
@@ -265,7 +272,7 @@ void iorderBackward(const Job& j, int64_t C, int64_t rf, int64_t rb, const float
     }
 }
 
-void orderBackward(const Job& j, int64_t C, int64_t r, const float* gorder, const Routing& rt, float* gx) {
+void orderBackward(const Job& j, int64_t C, int64_t r, const float* gorder, const RouteView& rt, float* gx) {
   const int64_t T = j.tokens, M = j.hidden, E = j.experts, k = j.topK;
   std::memset(gx, 0, sizeof(float) * T * M);
   for (int64_t t = 0; t < T; t++)
@@ -303,7 +310,7 @@ namespace {
 thread_local std::vector<float> tMask;
 
 /** [T, E·C]: `weights` ? the combine weight : 1 at each routed (token, slot), 0 elsewhere. */
-const float* denseRouting(const Job& j, int64_t C, int64_t r, const Routing& rt, bool weights) {
+const float* denseRouting(const Job& j, int64_t C, int64_t r, const RouteView& rt, bool weights) {
   const int64_t T = j.tokens, E = j.experts, k = j.topK, EC = E * C;
   tMask.assign(T * EC, 0.0f);
   for (int64_t t = 0; t < T; t++)
@@ -316,24 +323,24 @@ const float* denseRouting(const Job& j, int64_t C, int64_t r, const Routing& rt,
 
 }  // namespace
 
-void dispatchEinsum(const Job& j, int64_t C, int64_t r, const float* x, const Routing& rt, float* out) {
+void dispatchEinsum(const Job& j, int64_t C, int64_t r, const float* x, const RouteView& rt, float* out) {
   const int64_t T = j.tokens, M = j.hidden, EC = int64_t(j.experts) * C;
   const float* mask = denseRouting(j, C, r, rt, false);
   std::memset(out, 0, sizeof(float) * EC * M);
   gemmTN(EC, M, T, mask, x, out);
 }
 
-void dispatchEinsumBackward(const Job& j, int64_t C, int64_t r, const float* gorder, const Routing& rt, float* gx) {
+void dispatchEinsumBackward(const Job& j, int64_t C, int64_t r, const float* gorder, const RouteView& rt, float* gx) {
   const int64_t T = j.tokens, M = j.hidden, EC = int64_t(j.experts) * C;
   gemmNN(T, M, EC, denseRouting(j, C, r, rt, false), gorder, gx, false);
 }
 
-void combineEinsum(const Job& j, int64_t C, int64_t r, const float* comb, const Routing& rt, float* y) {
+void combineEinsum(const Job& j, int64_t C, int64_t r, const float* comb, const RouteView& rt, float* y) {
   const int64_t T = j.tokens, M = j.hidden, EC = int64_t(j.experts) * C;
   gemmNN(T, M, EC, denseRouting(j, C, r, rt, true), comb, y, false);
 }
 
-void combineEinsumBackward(const Job& j, int64_t C, int64_t rf, int64_t rb, const float* dy, const float* combSaved, const Routing& rt, float* gcomb, float* dweight) {
+void combineEinsumBackward(const Job& j, int64_t C, int64_t rf, int64_t rb, const float* dy, const float* combSaved, const RouteView& rt, float* gcomb, float* dweight) {
   const int64_t T = j.tokens, M = j.hidden, E = j.experts, EC = E * C, k = j.topK;
   std::memset(gcomb, 0, sizeof(float) * EC * M);
   gemmTN(EC, M, T, denseRouting(j, C, rb, rt, true), dy, gcomb);

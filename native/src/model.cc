@@ -1,6 +1,7 @@
 // The generator and the weights (model.h).
 #include "model.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace fsmoe {
@@ -100,6 +101,90 @@ void makeFullExpert(const Job& j, int layer, int e, std::vector<float>& w1, std:
   if (j.gemms == 3) {
     w3.resize(M * H);
     fillUniform(w3.data(), w3.size(), j.seed, tensorId(Tensors::w3(layer)), uint64_t(e) * M * H, w1Scale(j));
+  }
+}
+
+// ── Model jobs ───────────────────────────────────────────────────────────────────────────────
+
+AttentionLayout attentionLayout(const Job& j, bool whole) {
+  return {j.hidden, whole ? j.heads : j.localHeads, whole ? j.kvHeads : j.localKvHeads, j.headDim};
+}
+
+int64_t ffnUnits(const Job& j, int layer, bool whole) {
+  if (j.isMoe(layer)) return whole ? int64_t(j.sharedExperts) * j.sharedHidden : j.localShared;
+  return whole ? j.ffnHidden : j.localFfn;
+}
+
+namespace {
+
+void makeNorm(const Job& j, const std::string& name, std::vector<float>& g) {
+  g.resize(j.hidden);
+  fillUniform(g.data(), g.size(), j.seed, tensorId(name), 0, 0.1f);
+  for (float& x : g) x += 1.0f;
+}
+
+}  // namespace
+
+void makeDenseWeights(const Job& j, int layer, int rank, bool whole, DenseWeights& w) {
+  const int64_t M = j.hidden, d = j.headDim;
+  const int t = whole ? 0 : tpIndex(j, rank);
+  makeNorm(j, Tensors::at(layer, "attention_norm"), w.attentionNorm);
+  makeNorm(j, Tensors::at(layer, "ffn_norm"), w.ffnNorm);
+  // Attention: this rank's query heads t·h … and key/value heads t·kv … (their groups line up: h / kv = heads / kvHeads).
+  const AttentionLayout a = attentionLayout(j, whole);
+  const int64_t H = j.heads, KV = j.kvHeads;
+  w.attention.assign(a.size(), 0.0f);
+  const float sIn = 1.0f / std::sqrt(float(M)), sOut = 1.0f / std::sqrt(float(H * d));
+  const uint32_t tq = tensorId(Tensors::at(layer, "wq")), tk = tensorId(Tensors::at(layer, "wk")), tv = tensorId(Tensors::at(layer, "wv")), to = tensorId(Tensors::at(layer, "wo"));
+  for (int64_t m = 0; m < M; m++) {
+    for (int64_t c = 0; c < a.h * d; c++) w.attention[a.wq() + m * a.h * d + c] = uniformAt(j.seed, tq, uint64_t(m * H * d + t * a.h * d + c), sIn);
+    for (int64_t c = 0; c < a.kv * d; c++) {
+      w.attention[a.wk() + m * a.kv * d + c] = uniformAt(j.seed, tk, uint64_t(m * KV * d + t * a.kv * d + c), sIn);
+      w.attention[a.wv() + m * a.kv * d + c] = uniformAt(j.seed, tv, uint64_t(m * KV * d + t * a.kv * d + c), sIn);
+    }
+  }
+  for (int64_t r = 0; r < a.h * d; r++)
+    for (int64_t m = 0; m < M; m++) w.attention[a.wo() + r * M + m] = uniformAt(j.seed, to, uint64_t((t * a.h * d + r) * M + m), sOut);
+  // The FFN: the dense FFN, or the shared experts as one FFN; this rank's units t·F ….
+  const bool moe = j.isMoe(layer);
+  const int64_t F = ffnUnits(j, layer, true), Fl = ffnUnits(j, layer, whole);
+  const int G = moe ? j.gemms : j.ffnGemms;
+  w.ffn.assign(M * Fl * G, 0.0f);
+  if (Fl == 0) return;
+  const char* prefix = moe ? "shared." : "ffn.";
+  const uint32_t t1 = tensorId(Tensors::at(layer, (std::string(prefix) + "w1").c_str())), t3 = tensorId(Tensors::at(layer, (std::string(prefix) + "w3").c_str())),
+                 t2 = tensorId(Tensors::at(layer, (std::string(prefix) + "w2").c_str()));
+  const ShardLayout s{M, Fl, G};
+  const float s2 = 1.0f / std::sqrt(float(F));
+  for (int64_t m = 0; m < M; m++)
+    for (int64_t f = 0; f < Fl; f++) {
+      const uint64_t i = uint64_t(m * F + t * Fl + f);
+      w.ffn[s.w1(0) + m * Fl + f] = uniformAt(j.seed, t1, i, sIn);
+      if (G == 3) w.ffn[s.w3(0) + m * Fl + f] = uniformAt(j.seed, t3, i, sIn);
+    }
+  for (int64_t f = 0; f < Fl; f++)
+    for (int64_t m = 0; m < M; m++) w.ffn[s.w2(0) + f * M + m] = uniformAt(j.seed, t2, uint64_t((t * Fl + f) * M + m), s2);
+}
+
+void makeHeadWeights(const Job& j, int rank, bool whole, HeadWeights& w) {
+  const int64_t M = j.hidden, V = whole ? j.vocab : j.localVocab;
+  const int64_t first = whole ? 0 : int64_t(tpIndex(j, rank)) * j.localVocab;
+  w.embedding.resize(V * M);
+  w.lmHead.resize(V * M);
+  fillUniform(w.embedding.data(), w.embedding.size(), j.seed, tensorId("embedding"), uint64_t(first * M), 1.0f);
+  fillUniform(w.lmHead.data(), w.lmHead.size(), j.seed, tensorId("lm_head"), uint64_t(first * M), 1.0f / std::sqrt(float(M)));
+  makeNorm(j, "final_norm", w.finalNorm);
+}
+
+int32_t tokenAt(const Job& j, int64_t sequence, int64_t position) {
+  const double u = unitAt(j.seed, tensorId("tokens"), uint64_t(sequence * (j.seqLen + 1) + position));
+  return int32_t(std::min<int64_t>(j.vocab - 1, int64_t(u * j.vocab)));
+}
+
+void fillTokens(const Job& j, int mb, int rank, bool targets, int32_t* out) {
+  for (int64_t b = 0; b < j.microBatch; b++) {
+    const int64_t seq = (int64_t(mb) * j.dp + dpIndex(j, rank)) * j.microBatch + b;
+    for (int64_t p = 0; p < j.seqLen; p++) out[b * j.seqLen + p] = tokenAt(j, seq, p + (targets ? 1 : 0));
   }
 }
 

@@ -30,6 +30,7 @@ void fillUniform(float* dst, std::size_t n, uint64_t seed, uint32_t tensor, uint
 
 /** Generated tensors: names and scales. */
 struct Tensors {
+  static std::string at(int layer, const char* what) { return "L" + std::to_string(layer) + "." + what; }
   static std::string router(int layer) { return "L" + std::to_string(layer) + ".router"; }
   static std::string bias(int layer) { return "L" + std::to_string(layer) + ".expert_bias"; }
   static std::string w1(int layer) { return "L" + std::to_string(layer) + ".w1"; }
@@ -66,6 +67,55 @@ inline ShardLayout shardLayout(const Job& j) { return {j.hidden, j.shardHidden, 
 void makeLayerWeights(const Job& j, int layer, int rank, LayerWeights& w);
 /** The full expert e's weights as the reference uses them: W1 [M, H], W3 [M, H], W2 [H, M]. */
 void makeFullExpert(const Job& j, int layer, int e, std::vector<float>& w1, std::vector<float>& w3, std::vector<float>& w2);
+
+/**
+ * A model's dense weights of one layer as one rank holds them (tp rank t of the job, or the whole
+ * of them for the reference): the norms' weights (γ = 1 + U[-0.1, 0.1)), attention's shard
+ * [Wq (M × h·d) | Wk (M × kv·d) | Wv (M × kv·d) | Wo (h·d × M)] for its query heads t·h … and
+ * key/value heads t·kv …, and the FFN's — the dense FFN of a non-MoE layer or the shared experts
+ * of an MoE layer, taken as one FFN of sharedExperts · sharedHidden units — shard
+ * [W1 (M × F) | W3 (M × F, gated activations) | W2 (F × M)] for its units t·F …. Each is a slice
+ * of the whole tensor ("L<l>.wq" [M, heads·d], "L<l>.wk", "L<l>.wv" [M, kvHeads·d], "L<l>.wo"
+ * [heads·d, M], "L<l>.ffn.w1" or "L<l>.shared.w1" [M, units], … "w2" [units, M]) generated
+ * element by element. The gradients the backward writes have the same layouts.
+ */
+struct DenseWeights {
+  std::vector<float> attentionNorm, ffnNorm;
+  std::vector<float> attention;
+  std::vector<float> ffn;
+};
+/** Where each matrix of an attention shard starts (elements). */
+struct AttentionLayout {
+  int64_t M, h, kv, d;
+  int64_t wq() const { return 0; }
+  int64_t wk() const { return M * h * d; }
+  int64_t wv() const { return M * h * d + M * kv * d; }
+  int64_t wo() const { return M * h * d + 2 * M * kv * d; }
+  int64_t size() const { return wo() + h * d * M; }
+};
+/** A rank's attention shard layout (`whole`: every head, the reference's). */
+AttentionLayout attentionLayout(const Job& j, bool whole);
+/** The FFN units of a layer on a rank: the dense FFN's or the shared experts' (whole: all of them). */
+int64_t ffnUnits(const Job& j, int layer, bool whole);
+void makeDenseWeights(const Job& j, int layer, int rank, bool whole, DenseWeights& w);
+
+/** The embedding [V, M] and LM head [V, M] shards of a rank (rows t·V/tp …; whole: every row) and the final norm's weight. */
+struct HeadWeights {
+  std::vector<float> embedding, lmHead, finalNorm;
+};
+void makeHeadWeights(const Job& j, int rank, bool whole, HeadWeights& w);
+
+/** RMS norm's ε. */
+constexpr float kNormEps = 1e-5f;
+
+/**
+ * Token ids of a model job: sequence s (global: (mb · dp + dp_i) · B + b) is the L + 1 ids
+ * floor(V · unit("tokens", s · (L + 1) + p)), p = 0 … L; its inputs are the first L, its
+ * next-token targets the last L.
+ */
+int32_t tokenAt(const Job& j, int64_t sequence, int64_t position);
+/** The inputs (or targets) of the tensor-parallel group of `rank` in micro-batch mb: N = B · L ids. */
+void fillTokens(const Job& j, int mb, int rank, bool targets, int32_t* out);
 
 /** Scale of the generated values of each tensor. */
 float routerScale(const Job& j);

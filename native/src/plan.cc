@@ -125,6 +125,10 @@ bool parseJob(const Json& root, const Limits& limits, Job& job, std::string& err
   job.expertHidden = int(m.integer("expertHidden", 1, 1 << 20));
   std::string act = m.string("activation");
   std::string router = m.string("router");
+  job.ro.normalize = m.boolean("normalize");
+  job.ro.groups = int(m.integer("groups", 1, 1 << 12));
+  job.ro.topkGroups = int(m.integer("topkGroups", 1, 1 << 12));
+  job.ro.routeScale = m.number("routeScale", 1e-9, 1e6);
   std::string dtype = m.string("dtype");
   m.number("capacityFactor", 0, 1e9);
   job.nodes = int(c.integer("nodes", 1, 1 << 20));
@@ -138,18 +142,46 @@ bool parseJob(const Json& root, const Limits& limits, Job& job, std::string& err
   job.edp = int(p.integer("edp", 1, 1 << 20));
   job.seed = uint64_t(j.integer("seed", 0, kMaxInt));
   const Json* moe = m.array("moeLayers");
+  job.sharedExperts = int(m.integer("sharedExperts", 0, 1 << 12));
+  job.sharedHidden = int(m.integer("sharedHidden", 1, 1 << 20));
+  const Json* vocab = m.get("vocab");
+  const Json* attention = m.get("attention");
+  const Json* ffn = m.get("ffn");
   if (!j.ok() || !m.ok() || !c.ok() || !p.ok()) return false;
+  auto activation = [&](const std::string& name, const char* field, Activation& out) {
+    if (name == "relu") out = Activation::Relu;
+    else if (name == "gelu") out = Activation::Gelu;
+    else if (name == "swiglu") out = Activation::Swiglu;
+    else if (name == "geglu") out = Activation::Geglu;
+    else return error = std::string(field) + ": '" + name + "' is not supported by the host backend", false;
+    return true;
+  };
+  if (vocab->type != Json::Type::Null) job.vocab = int(m.integer("vocab", 1, 1 << 24));
+  std::string attentionKind;
+  if (attention->type != Json::Type::Null) {
+    Fields a(attention, "job.model.attention", error);
+    attentionKind = a.string("kind");
+    job.heads = int(a.integer("heads", 1, 1 << 12));
+    if (attentionKind != "mla") {
+      job.kvHeads = int(a.integer("kvHeads", 1, 1 << 12));
+      job.headDim = int(a.integer("headDim", 1, 1 << 12));
+    }
+    if (!a.ok()) return false;
+  }
+  if (ffn->type != Json::Type::Null) {
+    Fields f(ffn, "job.model.ffn", error);
+    job.ffnHidden = int(f.integer("hidden", 1, 1 << 20));
+    std::string fa = f.string("activation");
+    if (!f.ok() || !activation(fa, "job.model.ffn.activation", job.ffnActivation)) return false;
+  }
+  if (!m.ok()) return false;
 
   if (dtype != "fp32") {
     error = "job.model.dtype: the host backend runs fp32 plans; this plan is " + dtype + " (compile the job with dtype = fp32, or use fsmoec run --shrink)";
     return false;
   }
   if (job.kind != "layer" && job.kind != "model") return error = "job.model.kind: expected 'layer' or 'model'", false;
-  if (act == "relu") job.activation = Activation::Relu;
-  else if (act == "gelu") job.activation = Activation::Gelu;
-  else if (act == "swiglu") job.activation = Activation::Swiglu;
-  else if (act == "geglu") job.activation = Activation::Geglu;
-  else return error = "job.model.activation: '" + act + "' is not supported by the host backend", false;
+  if (!activation(act, "job.model.activation", job.activation)) return false;
   if (router == "softmax_topk") job.router = Router::SoftmaxTopk;
   else if (router == "gshard") job.router = Router::Gshard;
   else if (router == "switch") job.router = Router::Switch;
@@ -173,6 +205,29 @@ bool parseJob(const Json& root, const Limits& limits, Job& job, std::string& err
   job.shardHidden = job.expertHidden / job.esp;
   job.gemms = (job.activation == Activation::Swiglu || job.activation == Activation::Geglu) ? 3 : 2;
   if (job.router == Router::Gshard && job.topK != 2) return error = "job.model: the gshard router routes top-2 (topK = " + std::to_string(job.topK) + ")", false;
+  job.groupTokens = job.microBatch * job.seqLen;
+  job.dp = job.world / job.tp;
+  job.ffnGemms = (job.ffnActivation == Activation::Swiglu || job.ffnActivation == Activation::Geglu) ? 3 : 2;
+  job.model = job.kind == "model";
+  if (job.model) {
+    // The dense blocks of a model, split over tp the way the compiler lowers them (spec/compiler.md §2).
+    if (job.vocab == 0) return error = "job.model.vocab: the host backend runs models with a vocabulary (embedding, LM head and cross-entropy loss); this one has none", false;
+    if (job.vocab % job.tp != 0) return error = "job.model.vocab: " + std::to_string(job.vocab) + " does not split over tp = " + std::to_string(job.tp) + " (the host backend does not pad the vocabulary)", false;
+    if (attentionKind.empty()) return error = "job.model.attention: a model job needs attention", false;
+    if (attentionKind == "mla") return error = "job.model.attention: multi-head latent attention (mla) is not supported by the host backend yet (mha and gqa are)", false;
+    if (job.heads % job.tp != 0) return error = "job.model.attention.heads: " + std::to_string(job.heads) + " heads do not split over tp = " + std::to_string(job.tp), false;
+    if (job.heads % job.kvHeads != 0) return error = "job.model.attention.kvHeads must divide the heads", false;
+    if (job.kvHeads % job.tp != 0)
+      return error = "job.model.attention.kvHeads: " + std::to_string(job.kvHeads) + " key/value heads do not split over tp = " + std::to_string(job.tp) + " (the host backend does not replicate them)", false;
+    if (job.ffnHidden % job.tp != 0) return error = "job.model.ffn.hidden must divide by tp", false;
+    if ((int64_t(job.sharedExperts) * job.sharedHidden) % job.tp != 0) return error = "job.model: the shared experts' hidden units (sharedExperts · sharedHidden) must divide by tp", false;
+    if (job.seqLen > 4096) return error = "job.seqLen: the host backend's attention runs sequences of at most 4096", false;
+    job.localHeads = job.heads / job.tp;
+    job.localKvHeads = job.kvHeads / job.tp;
+    job.localVocab = job.vocab / job.tp;
+    job.localFfn = job.ffnHidden / job.tp;
+    job.localShared = job.sharedExperts * job.sharedHidden / job.tp;
+  }
   std::set<int> seen;
   for (std::size_t i = 0; i < moe->array.size(); i++) {
     const Json& v = moe->array[i];
@@ -186,15 +241,11 @@ bool parseJob(const Json& root, const Limits& limits, Job& job, std::string& err
   return true;
 }
 
-bool checkRouter(Job& job, const RouterOptions* ro, std::string& error) {
-  if (ro) job.ro = *ro;
-  else job.ro = RouterOptions{};
-  if (!ro || job.ro.topkGroups <= 0) job.ro.topkGroups = job.ro.groups;
+bool checkRouter(const Job& job, std::string& error) {
   const RouterOptions& r = job.ro;
-  if (r.groups < 1 || r.groups > job.experts || job.experts % r.groups != 0) return error = "router options: groups must divide the experts", false;
-  if (r.topkGroups < 1 || r.topkGroups > r.groups) return error = "router options: topkGroups must be in [1, groups]", false;
-  if (int64_t(r.topkGroups) * (job.experts / r.groups) < job.topK) return error = "router options: topkGroups groups hold fewer than topK experts", false;
-  if (!std::isfinite(r.routeScale) || r.routeScale <= 0 || r.routeScale > 1e6) return error = "router options: routeScale must be a positive number", false;
+  if (r.groups > job.experts || job.experts % r.groups != 0) return error = "job.model.groups: must divide the experts", false;
+  if (r.topkGroups > r.groups) return error = "job.model.topkGroups: must be in [1, groups]", false;
+  if (int64_t(r.topkGroups) * (job.experts / r.groups) < job.topK) return error = "job.model.topkGroups: the groups a token may use hold fewer than topK experts", false;
   return true;
 }
 
@@ -225,18 +276,21 @@ class OpChecker {
     const bool collective = isCollective(op.kind);
     if (collective) return checkCollective(op) && overlaps();
     switch (op.kind) {
-      case OpKind::Gate: return onCompute(op) && moe(op, -1) && (op.bwd ? gateBwd(op) : gateFwd(op)) && overlaps();
+      case OpKind::Gate: return moe(op, -1) && (op.bwd ? gateBwd(op) : gateFwd(op)) && overlaps();
       case OpKind::Order:
-      case OpKind::DispatchGemm: return onCompute(op) && moe(op, -1) && (op.bwd ? orderBwd(op) : orderFwd(op)) && overlaps();
+      case OpKind::DispatchGemm: return moe(op, -1) && (op.bwd ? orderBwd(op) : orderFwd(op)) && overlaps();
       case OpKind::Iorder:
-      case OpKind::CombineGemm: return onCompute(op) && moe(op, -1) && (op.bwd ? iorderBwd(op) : iorderFwd(op)) && overlaps();
-      case OpKind::Expert: return onCompute(op) && moe(op, 0) && expert(op) && overlaps();
+      case OpKind::CombineGemm: return moe(op, -1) && (op.bwd ? iorderBwd(op) : iorderFwd(op)) && overlaps();
+      case OpKind::Expert: return moe(op, 0) && expert(op) && overlaps();
+      case OpKind::Attention:
+      case OpKind::DenseFfn:
+      case OpKind::SharedExpert: return modelOp(op) && dense(op) && overlaps();
+      case OpKind::Embed: return modelOp(op) && embed(op) && overlaps();
+      case OpKind::LmHead: return modelOp(op) && lmHead(op) && overlaps();
+      case OpKind::Loss: return modelOp(op) && loss(op) && overlaps();
       default: return fail(std::string("op kind ") + kindName(op.kind) + " not supported by the host backend yet");
     }
   }
-
-  /** MoE kernels share the saved routing state of their layer: they must run in one FIFO. */
-  bool onCompute(const Op& op) { return op.stream == 0 || fail("MoE kernels run on the compute stream"); }
 
  private:
   Plan& p_;
@@ -265,6 +319,71 @@ class OpChecker {
     if (chunked >= 0 && (op.chunk < 0 || op.chunk >= r_)) return fail("chunk " + std::to_string(op.chunk) + " outside the degree " + std::to_string(r_));
     if (op.group >= 0) return fail("a kernel has no group");
     return true;
+  }
+  /** A dense op of a model: unchunked, no group; layer ≥ 0 for the blocks of a layer, -1 for the embedding, LM head and loss. */
+  bool modelOp(const Op& op) {
+    if (!j_.model) return fail(std::string("op kind ") + kindName(op.kind) + " in a job of kind " + j_.kind + " (only a model has dense blocks)");
+    if (op.chunk != -1) return fail("chunk must be -1");
+    if (op.group >= 0) return fail("a kernel has no group");
+    const bool head = op.kind == OpKind::Embed || op.kind == OpKind::LmHead || op.kind == OpKind::Loss;
+    if (head != (op.layer < 0)) return fail(head ? "layer must be -1" : "needs a layer");
+    if (op.kind == OpKind::DenseFfn && (j_.isMoe(op.layer) || j_.ffnHidden == 0)) return fail("layer " + std::to_string(op.layer) + " has no dense FFN");
+    if (op.kind == OpKind::SharedExpert && (!j_.isMoe(op.layer) || j_.sharedExperts == 0)) return fail("layer " + std::to_string(op.layer) + " has no shared experts");
+    return true;
+  }
+  /** Record where a gradient lies (one place for every op that writes it). */
+  bool grad(int64_t& slot, int i, const char* what) {
+    const int64_t abs = op_->accesses[i].abs;
+    if (slot >= 0 && slot != abs) return fail(std::string("the ") + what + " gradient moved between ops");
+    slot = abs;
+    return true;
+  }
+  /** Attention, dense FFN, shared experts: forward reads the gathered stream, writes the partial output (and attention's probabilities). */
+  bool dense(Op& op) {
+    const int64_t full = int64_t(j_.groupTokens) * M() * 4;
+    const int64_t params = op.kind == OpKind::Attention ? j_.attentionParams() : op.kind == OpKind::DenseFfn ? j_.ffnParams() : j_.sharedParams();
+    const bool attention = op.kind == OpKind::Attention;
+    if (!op.bwd) {
+      const bool scores = attention && op.accesses.size() == 3;
+      return count(scores ? 3 : 2) && use(0, false, full, true) && use(1, true, full, true) && (!scores || use(2, true, scoresBytes(), true));
+    }
+    const bool scores = attention && op.accesses.size() == 6;
+    const int s = scores ? 1 : 0;
+    if (!count(5 + s) || !use(0, false, full, true) || !use(1, false, full, true) || (scores && !use(2, false, scoresBytes(), true)) || !use(2 + s, true, full, true) ||
+        !use(3 + s, true, params * 4, true) || !use(4 + s, true, M() * 4, true))
+      return false;
+    MoeLayer& l = p_.layers[op.layer];
+    if (attention) return grad(l.attentionAbs, 3 + s, "attention") && grad(l.attentionNormAbs, 4 + s, "attention norm");
+    return grad(op.kind == OpKind::DenseFfn ? l.ffnAbs : l.sharedAbs, 3, kindName(op.kind)) && grad(l.ffnNormAbs, 4, "FFN norm");
+  }
+  int64_t scoresBytes() const { return int64_t(j_.microBatch) * j_.localHeads * j_.seqLen * j_.seqLen * 4; }
+  int64_t logits() const { return int64_t(j_.groupTokens) * j_.localVocab * 4; }
+  int64_t stat() const { return int64_t(j_.groupTokens) * 4; }
+  bool embed(Op& op) {
+    const int64_t full = int64_t(j_.groupTokens) * M() * 4;
+    if (!op.bwd) return count(2) && use(0, false, stat(), true) && use(1, true, full, true);
+    return count(3) && use(0, false, full, true) && use(1, false, stat(), true) && use(2, true, j_.vocabParams() * 4, true) && grad(p_.head.embeddingAbs, 2, "embedding");
+  }
+  bool lmHead(Op& op) {
+    const int64_t full = int64_t(j_.groupTokens) * M() * 4;
+    if (!op.bwd) return count(2) && use(0, false, full, true) && use(1, true, logits(), true);
+    return count(5) && use(0, false, logits(), true) && use(1, false, full, true) && use(2, true, full, true) && use(3, true, j_.vocabParams() * 4, true) && use(4, true, M() * 4, true) &&
+           grad(p_.head.lmHeadAbs, 3, "LM head") && grad(p_.head.finalNormAbs, 4, "final norm");
+  }
+  /**
+   * The vocabulary-parallel cross-entropy, by role: loss_max, loss_sumexp, loss (forward), loss
+   * (backward). The maxima and the statistics are read as gathered over tp (tp blocks).
+   */
+  bool loss(Op& op) {
+    const int64_t P = j_.tp;
+    if (op.bwd) {
+      if (op.role != "loss") return fail("a loss backward has role 'loss'");
+      return count(5) && use(0, false, logits(), true) && use(1, false, P * stat(), true) && use(2, false, 2 * P * stat(), true) && use(3, false, stat(), true) && use(4, true, logits(), true);
+    }
+    if (op.role == "loss_max") return count(2) && use(0, false, logits(), true) && use(1, true, stat(), true);
+    if (op.role == "loss_sumexp") return count(4) && use(0, false, logits(), true) && use(1, false, P * stat(), true) && use(2, false, stat(), true) && use(3, true, 2 * stat(), true);
+    if (op.role == "loss") return count(3) && use(0, false, P * stat(), true) && use(1, false, 2 * P * stat(), true) && use(2, true, stat(), true);
+    return fail("unknown loss role '" + op.role + "' (loss_max, loss_sumexp, loss)");
   }
   /** Access `i` is read (or written) and the kernel touches `bytes` from its offset. */
   bool use(int i, bool write, int64_t bytes, bool exact = false) {
@@ -306,45 +425,54 @@ class OpChecker {
   int64_t espBuf() const { return a2a() * j_.esp; }
   int64_t hiddenBuf() const { return E() * C_ * int64_t(j_.expertHidden) * (j_.gemms - 1) * 4; }
 
-  bool gateFwd(Op& op) { return count(2) && use(0, false, T() * M() * 4) && use(1, true, T() * E() * 4, true); }
-  bool orderFwd(Op& op) { return count(3) && use(0, false, T() * M() * 4) && use(1, false, T() * E() * 4) && whole(2, true, a2a()); }
-  bool iorderFwd(Op& op) { return count(3) && whole(0, false, a2a()) && use(1, false, T() * E() * 4) && use(2, true, T() * M() * 4, true); }
-  bool iorderBwd(Op& op) { return count(3) && use(0, false, T() * M() * 4) && use(1, false, T() * E() * 4) && whole(2, true, a2a()); }
-  bool orderBwd(Op& op) { return count(2) && whole(0, false, a2a()) && use(1, true, T() * M() * 4, true); }
+  int64_t routing() const { return T() * j_.topK * 12; }
+  int64_t weights() const { return T() * j_.topK * 4; }
+
+  // Access signatures (native/README.md): reads first, then writes, in this order. In a model the
+  // gate also writes the normalized input, I-Order reads the residual it adds to, and the gate
+  // backward reads the stream and its gradient and writes the norm's gradient.
+  bool gateFwd(Op& op) {
+    const bool m = j_.model;
+    return count(m ? 4 : 3) && use(0, false, T() * M() * 4, true) && use(1, true, T() * E() * 4, true) && use(2, true, routing(), true) && (!m || use(3, true, T() * M() * 4, true));
+  }
+  bool orderFwd(Op& op) { return count(3) && use(0, false, T() * M() * 4, true) && use(1, false, routing(), true) && whole(2, true, a2a()); }
+  bool iorderFwd(Op& op) {
+    const int m = j_.model ? 1 : 0;
+    return count(3 + m) && whole(0, false, a2a()) && use(1, false, routing(), true) && (!m || use(2, false, T() * M() * 4, true)) && use(2 + m, true, T() * M() * 4, true);
+  }
+  bool iorderBwd(Op& op) {
+    return count(5) && use(0, false, T() * M() * 4, true) && use(1, false, routing(), true) && whole(2, false, a2a()) && whole(3, true, a2a()) && use(4, true, weights(), true);
+  }
+  bool orderBwd(Op& op) { return count(3) && whole(0, false, a2a()) && use(1, false, routing(), true) && use(2, true, T() * M() * 4, true); }
   bool gateBwd(Op& op) {
-    if (!count(3) || !use(0, false, T() * E() * 4) || !use(1, true, T() * M() * 4, true)) return false;
-    const Access& g = op.accesses[2];
-    if (!g.write) return fail("access 2 must be a write");
-    if (g.bytes < j_.routerParams() * 4) return fail("access 2 holds " + std::to_string(g.bytes) + " bytes, fewer than the router's " + std::to_string(j_.routerParams() * 4));
-    if (!use(2, true, g.bytes, true)) return false;
-    int64_t routerAbs = g.abs + g.bytes - j_.routerParams() * 4;
     MoeLayer& l = p_.layers[op.layer];
-    if (l.routerGradAbs >= 0 && l.routerGradAbs != routerAbs) return fail("the router gradient moved between gate backward ops");
-    l.routerGradAbs = routerAbs;
-    return true;
+    const int64_t x = T() * M() * 4;
+    if (j_.model)
+      return count(9) && use(0, false, T() * E() * 4, true) && use(1, false, routing(), true) && use(2, false, x, true) && use(3, false, x, true) && use(4, false, weights(), true) && use(5, false, x, true) &&
+             use(6, true, x, true) && use(7, true, j_.routerParams() * 4, true) && use(8, true, M() * 4, true) && grad(l.routerGradAbs, 7, "router") && grad(l.ffnNormAbs, 8, "FFN norm");
+    return count(6) && use(0, false, T() * E() * 4, true) && use(1, false, routing(), true) && use(2, false, x, true) && use(3, false, weights(), true) && use(4, true, x, true) &&
+           use(5, true, j_.routerParams() * 4, true) && grad(l.routerGradAbs, 5, "router");
   }
   bool expert(Op& op) {
     const bool esp = j_.esp > 1;
     const int64_t in = esp ? espBuf() : a2a();
     if (!count(op.bwd ? 5 : 3)) return false;
-    // Declared ranges must lie inside the op's chunk; a part of 1/E_local of it names one local expert.
-    auto chunkOf = [&](int i, int64_t total, int64_t degree, int64_t chunk) -> bool {
+    // Chunked accesses declare exactly their chunk (of this op's degree, or of the forward's for saved buffers).
+    auto range = [&](int i, int64_t total, int64_t degree, int64_t first, int64_t last) -> bool {
       const Access& a = op.accesses[i];
-      int64_t cb = total / degree;
       if (total % degree != 0) return fail("buffer of access " + std::to_string(i) + " does not split into " + std::to_string(degree) + " chunks");
-      if (a.offset < chunk * cb || a.offset + a.bytes > (chunk + 1) * cb)
-        return fail("access " + std::to_string(i) + " [" + std::to_string(a.offset) + ", +" + std::to_string(a.bytes) + ") is outside chunk " + std::to_string(chunk));
+      const int64_t cb = total / degree;
+      if (a.offset != first * cb || a.bytes != (last - first + 1) * cb)
+        return fail("access " + std::to_string(i) + " [" + std::to_string(a.offset) + ", +" + std::to_string(a.bytes) + ") is not chunks " + std::to_string(first) + "…" + std::to_string(last) + " of " + std::to_string(degree));
       return true;
     };
-    if (!whole(0, false, in) || !chunkOf(0, in, r_, op.chunk)) return false;
-    const Access& a0 = op.accesses[0];
-    int64_t cb = in / r_;
-    if (a0.bytes == cb) op.localExpert = -1;
-    else if (a0.bytes * j_.localExperts == cb && (a0.offset - op.chunk * cb) % a0.bytes == 0) op.localExpert = int((a0.offset - op.chunk * cb) / a0.bytes);
-    else return fail("access 0 covers neither the chunk nor one local expert's part of it");
-    if (!op.bwd) return whole(1, true, hiddenBuf()) && chunkOf(1, hiddenBuf(), r_, op.chunk) && whole(2, true, in) && chunkOf(2, in, r_, op.chunk);
-    // Backward: saved forward buffers are read in the forward's chunk layout.
-    if (!whole(1, false, in) || !whole(2, false, hiddenBuf()) || !whole(3, true, in) || !chunkOf(3, in, r_, op.chunk)) return false;
+    auto chunk = [&](int i, int64_t total) { return range(i, total, r_, op.chunk, op.chunk); };
+    if (!whole(0, false, in) || !chunk(0, in)) return false;
+    if (!op.bwd) return whole(1, true, hiddenBuf()) && chunk(1, hiddenBuf()) && whole(2, true, in) && chunk(2, in);
+    // Backward: saved forward buffers are read in the forward's chunks that hold this chunk's slots.
+    const int64_t perB = C_ / r_, perF = C_ / rf_;
+    const int64_t f0 = op.chunk * perB / perF, f1 = ((op.chunk + 1) * perB - 1) / perF;
+    if (!whole(1, false, in) || !range(1, in, rf_, f0, f1) || !whole(2, false, hiddenBuf()) || !range(2, hiddenBuf(), rf_, f0, f1) || !whole(3, true, in) || !chunk(3, in)) return false;
     // The expert gradient: the whole shard, or (one local expert) that expert's part of it.
     const Access& g = op.accesses[4];
     const Buffer& gb = p_.buffers[g.buffer];
@@ -352,11 +480,12 @@ class OpChecker {
     const int64_t start = g.offset - (op.localExpert >= 0 ? op.localExpert * part : 0);
     if (!g.write) return fail("access 4 must be a write");
     if (g.abs % 4 != 0) return fail("access 4 is not 4-byte aligned");
-    if (op.localExpert >= 0 && g.bytes != part) return fail("access 4 is " + std::to_string(g.bytes) + " bytes; one local expert's gradient is " + std::to_string(part));
+    if (g.bytes != (op.localExpert >= 0 ? part : j_.expertShardParams() * 4))
+      return fail("access 4 is " + std::to_string(g.bytes) + " bytes; " + (op.localExpert >= 0 ? "one local expert's gradient is " + std::to_string(part) : "the expert gradient is " + std::to_string(j_.expertShardParams() * 4)));
     if (start < 0 || start + j_.expertShardParams() * 4 > gb.bytes)
       return fail("the expert gradient (" + std::to_string(j_.expertShardParams() * 4) + " bytes from offset " + std::to_string(start) + ") does not fit buffer '" + gb.name + "' of " + std::to_string(gb.bytes) + " bytes");
     const int64_t abs = gb.offset + start;
-    fp_.push_back({4, abs, j_.expertShardParams() * 4, true});
+    fp_.push_back({4, g.abs, g.bytes, true});
     MoeLayer& l = p_.layers[op.layer];
     if (l.expertGradAbs >= 0 && l.expertGradAbs != abs) return fail("the expert gradient moved between expert backward ops");
     l.expertGradAbs = abs;
@@ -397,6 +526,8 @@ class OpChecker {
 
 }  // namespace
 
+bool Job::isMoe(int layer) const { return std::find(moeLayers.begin(), moeLayers.end(), layer) != moeLayers.end(); }
+
 const char* kindName(OpKind k) {
   int i = int(k);
   return i >= 0 && i < int(OpKind::Count) ? kKindNames[i] : "?";
@@ -404,7 +535,7 @@ const char* kindName(OpKind k) {
 bool isCollective(OpKind k) { return k == OpKind::AllToAll || k == OpKind::AllGather || k == OpKind::ReduceScatter || k == OpKind::AllReduce; }
 const char* streamName(int s) { return s >= 0 && s < kStreams ? kStreamNames[s] : "?"; }
 
-bool loadPlan(const char* text, std::size_t size, const RouterOptions* router, const Limits& limits, Plan& plan, std::string& error) {
+bool loadPlan(const char* text, std::size_t size, const Limits& limits, Plan& plan, std::string& error) {
   error.clear();
   plan = Plan{};
   if (size > std::size_t(limits.maxPlanBytes)) return error = "plan: larger than " + std::to_string(limits.maxPlanBytes) + " bytes", false;
@@ -417,7 +548,7 @@ bool loadPlan(const char* text, std::size_t size, const RouterOptions* router, c
   if (format != "fsmoe-plan/1") return error = "plan.format: expected 'fsmoe-plan/1', found '" + format + "'", false;
   plan.strategy = top.string("strategy");
   if (!top.ok()) return false;
-  if (!parseJob(root, limits, plan.job, error) || !checkRouter(plan.job, router, error)) return false;
+  if (!parseJob(root, limits, plan.job, error) || !checkRouter(plan.job, error)) return false;
   Job& job = plan.job;
 
   // Groups.
@@ -490,14 +621,15 @@ bool loadPlan(const char* text, std::size_t size, const RouterOptions* router, c
   plan.firstMoe = *std::min_element(job.moeLayers.begin(), job.moeLayers.end());
   plan.lastMoe = *std::max_element(job.moeLayers.begin(), job.moeLayers.end());
 
-  // Memory the run will hold: arenas, weights and per-micro-batch saved routing state.
+  // Memory the run will hold: arenas and weights (every rank's), and the reference's whole model.
   {
     long double total = (long double)plan.arenaBytes * job.world;
-    for (int l : job.moeLayers) {
-      const MoeLayer& m = plan.layers[l];
-      total += (long double)job.world * 4 * (job.routerParams() + job.expertShardParams() * 2);
-      total += (long double)job.world * job.microBatches * 4 *
-               ((long double)job.tokens * job.hidden + (long double)job.experts * m.capacity * job.hidden + 4.0L * job.tokens * job.topK);
+    total += (long double)job.world * 4 * job.moeLayers.size() * (job.routerParams() + job.expertShardParams());
+    total += (long double)4 * job.moeLayers.size() * job.microBatches * job.world * job.tokens * (long double)job.topK * (job.expertHidden * 2 + job.hidden * 2);
+    if (job.model) {
+      total += (long double)job.world * 4 * job.layers * (job.attentionParams() + std::max(job.ffnParams(), job.sharedParams()) + 2 * job.hidden);
+      total += (long double)job.world * 4 * 2 * job.vocabParams() * 2;
+      total += (long double)8 * job.microBatches * job.dp * job.layers * job.groupTokens * (10.0L * job.hidden + 4.0L * job.heads * job.seqLen + job.vocab);
     }
     if (total > (long double)limits.maxTotalBytes)
       return error = "plan: needs about " + std::to_string((long long)(total / (1 << 20))) + " MiB on the host, more than the limit of " + std::to_string(limits.maxTotalBytes >> 20) + " MiB (use fsmoec run --shrink)", false;
@@ -523,6 +655,9 @@ bool loadPlan(const char* text, std::size_t size, const RouterOptions* router, c
     o.number("macs", 0, 1e300);
     o.number("bytes", 0, 1e300);
     std::string group = o.string("group", false);
+    std::string reduce = o.string("reduce", false);
+    const bool hasExpert = o.get("expert", false) != nullptr;
+    const int64_t expertIndex = hasExpert ? o.integer("expert", 0, 1 << 12) : -1;
     const Json* waits = o.array("waits");
     const Json* accesses = o.array("accesses");
     if (!o.ok()) return false;
@@ -543,6 +678,16 @@ bool loadPlan(const char* text, std::size_t size, const RouterOptions* router, c
         if (plan.groups[g].name == group) op.group = int(g);
       if (op.group < 0) return error = at + ".group: unknown group '" + group + "'", false;
       if (!isCollective(op.kind)) return error = at + ".group: a " + kind + " kernel has no group", false;
+    }
+    if (o.get("reduce", false)) {
+      if (op.kind != OpKind::AllReduce) return error = at + ".reduce: only an all-reduce has a reduction", false;
+      if (reduce != "sum" && reduce != "max") return error = at + ".reduce: expected 'sum' or 'max'", false;
+      op.reduceMax = reduce == "max";
+    }
+    if (hasExpert) {
+      if (op.kind != OpKind::Expert) return error = at + ".expert: only an expert op names a local expert", false;
+      if (expertIndex >= job.localExperts) return error = at + ".expert: local expert " + std::to_string(expertIndex) + " of " + std::to_string(job.localExperts), false;
+      op.localExpert = int(expertIndex);
     }
     std::set<int> seenWaits;
     for (std::size_t w = 0; w < waits->array.size(); w++) {
@@ -578,31 +723,39 @@ bool loadPlan(const char* text, std::size_t size, const RouterOptions* router, c
   for (Op& op : plan.ops)
     if (!checker.check(op)) return false;
 
-  // Buffers read before any op writes them are given: the layer input and the loss cotangent.
-  std::vector<int> first(plan.buffers.size(), -1);
-  std::vector<int> firstAccess(plan.buffers.size(), -1);
-  for (Op& op : plan.ops)
-    for (std::size_t a = 0; a < op.accesses.size(); a++) {
-      int b = op.accesses[a].buffer;
-      if (first[b] >= 0) continue;
-      first[b] = op.id;
-      firstAccess[b] = int(a);
-      if (op.accesses[a].write) continue;
-      Buffer& buf = plan.buffers[b];
-      if (op.kind == OpKind::Gate && !op.bwd && !op.recompute && a == 0 && op.layer == plan.firstMoe) {
-        buf.given = 1;
-      } else if ((op.kind == OpKind::Iorder || op.kind == OpKind::CombineGemm) && op.bwd && a == 0 && op.layer == plan.lastMoe) {
-        buf.given = 2;
-      } else {
-        error = opName(op) + ": reads buffer '" + buf.name + "' before any op writes it";
-        return false;
-      }
-      buf.givenMb = op.mb;
-      op.fills.push_back(b);
+  // Inputs: persistent buffers read and never written, filled by the runtime by their names.
+  std::vector<char> written(plan.buffers.size(), 0);
+  std::vector<int> firstReader(plan.buffers.size(), -1);
+  for (const Op& op : plan.ops)
+    for (const Access& a : op.accesses) {
+      if (a.write) written[a.buffer] = 1;
+      else if (!written[a.buffer] && firstReader[a.buffer] < 0) firstReader[a.buffer] = op.id;
     }
+  for (std::size_t b = 0; b < plan.buffers.size(); b++) {
+    if (firstReader[b] < 0) continue;
+    Buffer& buf = plan.buffers[b];
+    const Op& op = plan.ops[firstReader[b]];
+    int mb = -1;
+    char what[32] = {0};
+    if (!written[b] && buf.persistent && std::sscanf(buf.name.c_str(), "mb%d.%31s", &mb, what) == 2 && mb >= 0 && mb < job.microBatches && buf.name == "mb" + std::to_string(mb) + "." + what) {
+      const std::string w = what;
+      const int64_t n = w == "tokens" || w == "targets" ? int64_t(job.groupTokens) * 4 : int64_t(job.tokens) * job.hidden * 4;
+      if (w == "input") buf.given = Given::Input;
+      else if (w == "grad_out") buf.given = Given::Cotangent;
+      else if (w == "tokens") buf.given = Given::Tokens;
+      else if (w == "targets") buf.given = Given::Targets;
+      if (buf.given != Given::None) {
+        if (buf.bytes != n) return error = "buffer '" + buf.name + "' is " + std::to_string(buf.bytes) + " bytes; the shapes give " + std::to_string(n), false;
+        buf.givenMb = mb;
+        continue;
+      }
+    }
+    error = opName(op) + ": reads buffer '" + buf.name + "' before any op writes it";
+    return false;
+  }
   for (Op& op : plan.ops) {
-    op.outputTap = (op.kind == OpKind::Iorder || op.kind == OpKind::CombineGemm) && !op.bwd && !op.recompute && op.layer == plan.lastMoe;
-    op.dxTap = op.kind == OpKind::Gate && op.bwd && op.layer == plan.firstMoe;
+    op.outputTap = (op.kind == OpKind::Iorder || op.kind == OpKind::CombineGemm) && !op.bwd && !op.recompute && op.layer == plan.lastMoe && job.kind == "layer";
+    op.dxTap = op.kind == OpKind::Gate && op.bwd && op.layer == plan.firstMoe && job.kind == "layer";
     plan.streamOps[op.stream].push_back(op.id);
   }
   return true;

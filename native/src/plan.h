@@ -24,7 +24,7 @@ const char* streamName(int s);
 enum class Router { SoftmaxTopk, Gshard, Switch, Sigmoid };
 enum class Activation { Relu, Gelu, Swiglu, Geglu };
 
-/** Router fields that plan.json does not carry (they come from the checked job). */
+/** The router's own fields (plan.json job.model: normalize, groups, topkGroups, routeScale). */
 struct RouterOptions {
   bool normalize = true;
   int groups = 1;
@@ -56,13 +56,13 @@ struct Op {
   std::vector<Access> accesses;
   double predictedUs = 0;
   int group = -1;
-  /** Expert ops of DeepSpeed's serial style run one local expert each; -1: all local experts. */
+  /** Expert ops of DeepSpeed's serial style run one local expert each (plan field `expert`); -1: all local experts. */
   int localExpert = -1;
+  /** An all-reduce that takes the maximum instead of the sum (plan field `reduce`; this compiler emits none). */
+  bool reduceMax = false;
   /** Taps the runtime records for verification. */
   bool outputTap = false;
   bool dxTap = false;
-  /** Given buffers this op fills before it runs (read before any op writes them). */
-  std::vector<int> fills;
 };
 
 struct Group {
@@ -71,13 +71,19 @@ struct Group {
   int stride = 1;
 };
 
+/** The iteration's inputs: the layer input and the loss cotangent of a job without a vocabulary, token ids and targets of one with. */
+enum class Given { None, Input, Cotangent, Tokens, Targets };
+
 struct Buffer {
   std::string name;
   int64_t bytes = 0;
   int64_t offset = 0;
   bool persistent = false;
-  /** What the runtime puts in a given buffer: 0 nothing, 1 the layer input, 2 the loss cotangent. */
-  int given = 0;
+  /**
+   * An input of the iteration: a persistent buffer no op writes, which the runtime fills from the
+   * generator before every iteration, by its name `mbK.<what>` (native/README.md, "The model").
+   */
+  Given given = Given::None;
   int givenMb = 0;
 };
 
@@ -90,6 +96,13 @@ struct MoeLayer {
   /** Arena offsets of the gradients the runtime reports (bytes), -1 when no op writes them. */
   int64_t routerGradAbs = -1;
   int64_t expertGradAbs = -1;
+  /** Model jobs: the layer's dense gradients, as the backward ops declare them. */
+  int64_t attentionNormAbs = -1, ffnNormAbs = -1, attentionAbs = -1, ffnAbs = -1, sharedAbs = -1;
+};
+
+/** Model jobs: where the head's gradients lie in the arena (bytes), as the backward ops declare them. */
+struct HeadGrads {
+  int64_t embeddingAbs = -1, lmHeadAbs = -1, finalNormAbs = -1;
 };
 
 /** The checked job the plan was compiled for, with the sizes every kernel derives from it. */
@@ -105,14 +118,35 @@ struct Job {
   int tp = 1, esp = 1, ep = 1, edp = 1;
   uint64_t seed = 0;
   std::vector<int> moeLayers;
+  // Model jobs (kind = model): a pre-norm transformer (native/README.md, "The model").
+  bool model = false;
+  int vocab = 0;                            // 0: no vocabulary (not run on the host)
+  int heads = 0, kvHeads = 0, headDim = 0;  // attention (mha, gqa)
+  int ffnHidden = 0;                        // the dense FFN of non-MoE layers (0: none)
+  Activation ffnActivation = Activation::Gelu;
+  int sharedExperts = 0, sharedHidden = 0;  // shared experts of MoE layers
   // Derived.
   int tokens = 1;        // T = B·L / tp
+  int groupTokens = 1;   // N = B·L, the tokens of a tensor-parallel group
+  int dp = 1;            // world / tp
   int localExperts = 1;  // E / ep
   int shardHidden = 1;   // H / esp
   int gemms = 2;         // 2 or 3
+  int localHeads = 0, localKvHeads = 0, localVocab = 0, localFfn = 0, localShared = 0;  // per tp rank
+  int ffnGemms = 2;
+  bool isMoe(int layer) const;
   int64_t routerParams() const { return int64_t(hidden) * experts + (router == Router::Sigmoid ? experts : 0); }
   int64_t expertShardParams() const { return int64_t(localExperts) * hidden * shardHidden * gemms; }
+  /** Per tp rank: attention (Wq, Wk, Wv, Wo shards), a dense FFN or the shared experts (W1, W3, W2 shards), the vocabulary shard. */
+  int64_t attentionParams() const { return int64_t(hidden) * (localHeads + 2 * localKvHeads) * headDim + int64_t(localHeads) * headDim * hidden; }
+  int64_t ffnParams() const { return int64_t(hidden) * localFfn * ffnGemms; }
+  int64_t sharedParams() const { return int64_t(hidden) * localShared * gemms; }
+  int64_t vocabParams() const { return int64_t(localVocab) * hidden; }
 };
+
+/** The rank's place in its tensor-parallel group and among the data-parallel groups (rank = dp_i · tp + tp_i). */
+inline int tpIndex(const Job& j, int rank) { return rank % j.tp; }
+inline int dpIndex(const Job& j, int rank) { return rank / j.tp; }
 
 /** Resource limits a plan must respect to run on the host. */
 struct Limits {
@@ -130,17 +164,15 @@ struct Plan {
   std::vector<Buffer> buffers;
   int64_t arenaBytes = 0;
   std::vector<MoeLayer> layers;  // indexed by layer
+  HeadGrads head;
   std::vector<Op> ops;
   int firstMoe = 0, lastMoe = 0;
   /** Ops per stream, in issue order. */
   std::vector<int> streamOps[kStreams];
 };
 
-/**
- * Parse and validate plan.json. `router` overrides the router fields plan.json lacks (null:
- * defaults). On failure returns false and sets `error` to a message naming the field or op.
- */
-bool loadPlan(const char* text, std::size_t size, const RouterOptions* router, const Limits& limits, Plan& plan, std::string& error);
+/** Parse and validate plan.json. On failure returns false and sets `error` to a message naming the field or op. */
+bool loadPlan(const char* text, std::size_t size, const Limits& limits, Plan& plan, std::string& error);
 
 /** Rank coordinates (LANGUAGE.md, "Training semantics": rank = (edp_i·ep + ep_i)·esp + esp_i). */
 inline int espIndex(const Job& j, int rank) { return rank % j.esp; }

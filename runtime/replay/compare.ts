@@ -1,10 +1,13 @@
 /**
  * Judging a replay against the reference (ARCHITECTURE.md, "Runtime": equality is judged per
  * tensor as ‖x − ref‖ / ‖ref‖ ≤ 1e-5 with identical routing decisions). Tensors are compared
- * rank by rank under the names both paths report: `out.mbK` (the layer output), `dx.mbK` (the
- * input gradient), `grad.LN.router` and `grad.LN.expert` (each rank's gradients after the
- * all-reduces); routing decisions `route.LN.mbK` (expert and slot of every token's choices)
- * must be equal; the loss is judged against Σ |y ⊙ cotangent|.
+ * rank by rank under the names both paths report: for a layer job `out.mbK` (the layer output)
+ * and `dx.mbK` (the input gradient); for a model `logits.mbK` (the rank's vocabulary shard) and
+ * `loss.mbK` (its tokens' losses); and every gradient after the all-reduces (`grad.LN.router`,
+ * `grad.LN.expert`, `grad.LN.attention`, `grad.LN.attention_norm`, `grad.LN.ffn_norm`,
+ * `grad.LN.dense_ffn`, `grad.LN.shared_expert`, `grad.embedding`, `grad.lm_head`,
+ * `grad.final_norm`). Routing decisions `route.LN.mbK` (expert and slot of every token's
+ * choices) must be equal; the loss is judged against Σ |y ⊙ cotangent| (a model: Σ |loss|).
  */
 import type { NativeRank } from "./addon.js";
 

@@ -1,7 +1,8 @@
 /**
- * Small host-sized MoE layer jobs written as .moe source, for the replay tests and benchmarks:
- * one function that spells a layer job with a given cluster, layout, router and schedule, and
- * one that checks it into a TrainJob.
+ * Small host-sized jobs written as .moe source, for the replay tests and benchmarks: one
+ * function that spells an MoE layer job, one that spells a model job (embedding, attention,
+ * dense FFN and MoE layers, LM head and loss), each with a given cluster, layout, router and
+ * schedule, and one that checks a source into a TrainJob.
  */
 import { check } from "../../compiler/check/check.js";
 import type { TrainJob } from "../../compiler/check/program.js";
@@ -77,4 +78,68 @@ export function checkedJob(source: string, file = "host_job.moe"): TrainJob {
   const errors = r.diagnostics.filter((d) => d.severity === "error");
   if (errors.length > 0 || r.program.jobs.length !== 1) throw new Error(`the job does not check:\n${renderText(errors, (n) => r.sources.get(n))}`);
   return r.program.jobs[0]!;
+}
+
+/** A small model job's fields (a pre-norm transformer with a vocabulary); unset ones take the values below. */
+export interface ModelJobSpec extends Omit<LayerJobSpec, "routerFields"> {
+  readonly layers?: number;
+  readonly vocab?: number;
+  /** `attention { … }` fields as .moe text (default "heads = 4, kind = mha"). */
+  readonly attention?: string;
+  /** The dense FFN's hidden size and activation (layers that are not MoE). */
+  readonly ffnHidden?: number;
+  readonly ffnActivation?: "relu" | "gelu" | "swiglu" | "geglu";
+  readonly sharedExperts?: number;
+  readonly sharedHidden?: number;
+  /** `moe_layers` as .moe text ("every 2", "all", "[1, 3]"). */
+  readonly moeLayers?: string;
+  /** Extra fields of the moe block, as .moe text. */
+  readonly moeFields?: string;
+}
+
+/** The .moe source of a model job: embedding, attention, dense FFN or MoE layers, LM head and loss. */
+export function modelJobSource(s: ModelJobSpec): string {
+  const extra = [
+    ...(s.sharedExperts ? [`shared_experts  = ${s.sharedExperts}`, `shared_hidden   = ${s.sharedHidden ?? 32}`] : []),
+    ...(s.moeFields ? s.moeFields.split(/,\s*/) : []),
+  ];
+  return `cluster host_cluster {
+  nodes         = ${s.nodes ?? 2}
+  gpus_per_node = ${s.gpus ?? 2}
+  device        = device { peak_flops = 10 TFLOP/s, memory = 16 GiB, memory_bandwidth = 100 GB/s }
+  intra         = link { bandwidth = 10 GB/s, latency = 2 us }
+  inter         = link { bandwidth = 10 Gb/s, latency = 10 us }
+  nics_per_node = 1
+}
+
+model host_model {
+  layers     = ${s.layers ?? 4}
+  hidden     = ${s.hidden ?? 32}
+  vocab      = ${s.vocab ?? 64}
+  attention { ${s.attention ?? "heads = 4, kind = mha"} }
+  ffn { hidden = ${s.ffnHidden ?? 64}, activation = ${s.ffnActivation ?? "gelu"} }
+  moe {
+    experts         = ${s.experts ?? 4}
+    top_k           = ${s.topK ?? 2}
+    expert_hidden   = ${s.expertHidden ?? 32}
+    activation      = ${s.activation ?? "gelu"}
+    router          = ${s.router ?? "softmax_topk"}
+    capacity_factor = ${s.capacityFactor ?? 1.0}${extra.map((f) => `\n    ${f}`).join("")}
+  }
+  moe_layers = ${s.moeLayers ?? "every 2"}
+  dtype      = fp32
+}
+
+train host_job {
+  model         = host_model
+  cluster       = host_cluster
+  micro_batch   = ${s.microBatch ?? 2}
+  seq_len       = ${s.seqLen ?? 8}
+  micro_batches = ${s.microBatches ?? 1}${s.parallel ? `\n  parallel { ${s.parallel} }` : ""}
+  schedule      = ${s.schedule ?? "fsmoe"}
+  pipeline      = ${s.pipeline ?? "auto"}
+  recompute     = ${s.recompute ?? "selective"}
+  seed          = ${s.seed ?? 7}
+}
+`;
 }

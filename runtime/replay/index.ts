@@ -17,7 +17,7 @@ export { ADDON_PATH, BUILD_COMMAND, loadAddon, requireAddon, type NativeAddon, t
 export { compare, relativeError, TOLERANCE, type Comparison, type RoutingCheck, type TensorCheck } from "./compare.js";
 export { shrink, type ShrinkOptions, type Shrunk } from "./shrink.js";
 
-/** Router fields plan.json does not carry; the runtime needs them to route as the job says. */
+/** A job's router fields, as plan.json carries them in job.model (defaults applied). */
 export interface RouterOptions {
   readonly normalize: boolean;
   readonly groups: number;
@@ -34,6 +34,7 @@ export interface ReplayOptions {
   readonly emptyKernels?: boolean;
   /** Seeded faults: ops that one rank skips. */
   readonly skip?: readonly { readonly rank: number; readonly op: number }[];
+  /** @deprecated Ignored: plan.json carries the router fields (job.model), and the runtime reads them there. */
   readonly router?: RouterOptions;
   /** Busy-wait before sleeping (µs; default: automatic, by threads and cores). */
   readonly spinUs?: number;
@@ -59,15 +60,13 @@ function optionsJson(o: ReplayOptions): string {
     timeoutMs: o.timeoutMs ?? 10_000,
     emptyKernels: o.emptyKernels ?? false,
     ...(o.skip && { skip: o.skip }),
-    ...(o.router && { router: o.router }),
     ...(o.spinUs !== undefined && { spinUs: o.spinUs }),
   });
 }
 
 /** Validate a plan completely in the native loader (nothing runs). */
-export function validatePlan(plan: Plan | string, router?: RouterOptions): { ok: boolean; error?: string } {
-  const text = typeof plan === "string" ? plan : JSON.stringify(plan);
-  return requireAddon().validate(text, optionsJson({ ...(router && { router }) }));
+export function validatePlan(plan: Plan | string): { ok: boolean; error?: string } {
+  return requireAddon().validate(typeof plan === "string" ? plan : JSON.stringify(plan));
 }
 
 /** Replay a plan on the host backend (validated first by the addon). */
@@ -76,8 +75,8 @@ export function replay(plan: Plan | string, options: ReplayOptions = {}): Promis
 }
 
 /** Run the plan's model unscheduled in one process (the reference). */
-export function reference(plan: Plan | string, router?: RouterOptions): Promise<NativeResult> {
-  return requireAddon().reference(typeof plan === "string" ? plan : JSON.stringify(plan), optionsJson({ ...(router && { router }) }));
+export function reference(plan: Plan | string): Promise<NativeResult> {
+  return requireAddon().reference(typeof plan === "string" ? plan : JSON.stringify(plan));
 }
 
 /** The outcome of `verify`: the replay, the reference and the verdict (or the error that stopped it). */
@@ -88,7 +87,7 @@ export type Verification =
 /** Replay a plan, run its reference, and compare (ARCHITECTURE.md: `fsmoec run --verify`). */
 export async function verify(plan: Plan | string, options: ReplayOptions = {}): Promise<Verification> {
   const text = typeof plan === "string" ? plan : JSON.stringify(plan);
-  const [run, ref] = await Promise.all([replay(text, options), reference(text, options.router)]);
+  const [run, ref] = await Promise.all([replay(text, options), reference(text)]);
   if (!run.ok) return { ok: false, error: run.error };
   if (!ref.ok) return { ok: false, error: ref.error };
   const comparison = compare(run.ranks, ref.ranks);

@@ -9,7 +9,7 @@
 import type { Profile, ProfileEntry } from "../../compiler/cost/profiles.js";
 import type { Plan } from "../../compiler/plan/schema.js";
 import { checkedJob, layerJobSource, type LayerJobSpec } from "./fixtures.js";
-import { planFor, replay, routerOptions } from "./index.js";
+import { planFor, replay } from "./index.js";
 
 /** One measured op: its class key, size (elements or MACs) and median time over ranks. */
 export interface Sample {
@@ -133,7 +133,7 @@ export async function profileHost(
     const job = checkedJob(layerJobSource(spec));
     const { plan, diagnostics } = planFor(job, "fsmoe");
     if (!plan) throw new Error(`the profiling job does not compile: ${diagnostics.map((d) => d.message).join("; ")}`);
-    const r = await replay(plan, { iterations: options.iterations ?? 5, router: routerOptions(job), timeoutMs: 60_000 });
+    const r = await replay(plan, { iterations: options.iterations ?? 5, timeoutMs: 60_000 });
     if (!r.ok) throw new Error(r.error);
     samples.push(...samplesOf(plan, r.ranks.map((x) => x.workUs)));
     options.onProgress?.(i + 1, specs.length);

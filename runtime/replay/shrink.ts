@@ -129,9 +129,18 @@ export function shrink(job: TrainJob, options: ShrinkOptions = {}): Shrunk {
   return { job: shrunk, notes };
 }
 
+/**
+ * Attention on tp ranks: two query heads per rank (MHA); GQA keeps grouped query heads with one
+ * key/value head per rank (query heads per group: the model's, at most what keeps head_dim ≥ 8,
+ * at least 2), so key/value heads split over tp as the host backend needs.
+ */
 function shrinkAttention(a: Attention, hidden: number, tp: number): Attention {
-  const heads = tp * 2;
-  if (a.kind === "mla") return { ...a, heads, qLoraRank: 32, kvLoraRank: 32, qkNopeDim: 16, ropeDim: 8, vHeadDim: 16 };
-  const kvHeads = a.kind === "mha" ? heads : Math.max(1, heads / Math.max(1, Math.min(heads, a.heads / a.kvHeads)));
-  return { ...a, heads, kvHeads, headDim: Math.max(1, Math.floor(hidden / heads)) };
+  if (a.kind === "mla") return { ...a, heads: tp * 2, qLoraRank: 32, kvLoraRank: 32, qkNopeDim: 16, ropeDim: 8, vHeadDim: 16 };
+  if (a.kind === "mha" || a.kvHeads >= a.heads) {
+    const heads = tp * 2;
+    return { ...a, heads, kvHeads: heads, headDim: Math.max(1, Math.floor(hidden / heads)) };
+  }
+  const group = Math.max(2, Math.min(a.heads / a.kvHeads, Math.floor(hidden / (8 * tp))));
+  const heads = tp * group;
+  return { ...a, heads, kvHeads: tp, headDim: Math.max(1, Math.floor(hidden / heads)) };
 }
