@@ -128,12 +128,17 @@ def table(outdir):
             else:
                 res = f"max rel {cmp.get('maxRelError', float('nan')):.2e}, loss {cmp.get('lossRelError', float('nan')):.1e}, routing {cmp.get('routingMismatches')}/{cmp.get('decisions')}"
                 add(name, res, f"<= {cmp.get('tolerance'):.0e}", "PASS" if c.get("ok") else "FAIL")
-        # Eager vs graph.
-        timed = [c for c in gpu.get("cases", []) if c.get("timing", {}).get("graphUs")]
-        for c in timed[:3]:
-            t = c["timing"]
-            add(f"iteration eager vs graph: {c['name']}", f"eager {t['eagerUs']:.0f} us, graph {t['graphUs']:.0f} us ({t['eagerUs'] / t['graphUs']:.1f}x)", "graph faster", "PASS" if t["graphUs"] <= t["eagerUs"] else "INFO")
+        # Eager vs graph: a one-rank and a four-rank case, and the biggest sweep plan.
+        timed = [c for c in gpu.get("cases", []) if c.get("timing", {}).get("graphUs") and c.get("precision") == "fp32" and c.get("comm") == "auto"]
+        picks = [c for c in timed if c.get("world") == 1][:1] + [c for c in timed if c.get("world", 1) > 1][:1]
         sweep = [s for s in gpu.get("sweep", []) if s.get("measuredUs")]
+        pairs = [(c["name"], c["timing"]["eagerUs"], c["timing"]["graphUs"]) for c in picks]
+        if sweep:
+            big = max(sweep, key=lambda s: s["measuredUs"])
+            if big.get("eagerUs"):
+                pairs.append((big["name"], big["eagerUs"], big["measuredUs"]))
+        for name, eager, graph in pairs:
+            add(f"iteration eager vs graph: {name}", f"eager {eager:.0f} us, graph {graph:.0f} us ({eager / graph:.2f}x)", "graph faster", "PASS" if graph <= eager else "INFO")
         # Router against PyTorch.
         trs = tch.get("router", [])
         for i, r in enumerate(gpu.get("router", [])):

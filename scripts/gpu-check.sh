@@ -61,7 +61,7 @@ CMAKE_ARGS=(-S "$ROOT/native" -B "$OUT/build" -DCMAKE_BUILD_TYPE=Release)
 [ -n "$ARCH" ] && CMAKE_ARGS+=(-DCMAKE_CUDA_ARCHITECTURES="$ARCH")
 JOBS=$( (nproc || echo 4) 2> /dev/null)
 say "building fsmoe-replay (cuda archs: ${ARCH:-the default 80 and 90}, $JOBS jobs; log: build.log)"
-if ! limit 300 cmake "${CMAKE_ARGS[@]}" > "$OUT/build.log" 2>&1 || ! limit 300 cmake --build "$OUT/build" --target fsmoe-replay -j "$JOBS" >> "$OUT/build.log" 2>&1; then
+if ! limit 150 cmake "${CMAKE_ARGS[@]}" > "$OUT/build.log" 2>&1 || ! limit 150 cmake --build "$OUT/build" --target fsmoe-replay -j "$JOBS" >> "$OUT/build.log" 2>&1; then
   tail -30 "$OUT/build.log"
   say "the build failed (see $OUT/build.log)"
   exit 2
@@ -112,13 +112,13 @@ if [ "$INFO" -eq 3 ]; then
   "$TOOL" suite "$PREP/manifest.json" --out "$OUT/gpu" > "$OUT/gpu.log" 2>&1
 else
   say "cuda backend: cases, profile sweep and benchmarks (log: gpu.log)"
-  limit 300 "$TOOL" suite "$PREP/manifest.json" --out "$OUT/gpu" > "$OUT/gpu.log" 2>&1
+  limit 210 "$TOOL" suite "$PREP/manifest.json" --out "$OUT/gpu" > "$OUT/gpu.log" 2>&1
   GPU=$?
   tail -4 "$OUT/gpu.log"
   cp -f "$OUT/gpu/gpu-profile.json" "$OUT/gpu-profile.json" 2> /dev/null || true
   if [ -n "$PY" ]; then
     say "PyTorch router and matmul on the same shapes"
-    limit 150 "$PY" "$ROOT/scripts/gpu-check.py" torch "$PREP/manifest.json" "$OUT/torch.json" > "$OUT/torch.log" 2>&1 || say "the PyTorch step failed (see torch.log)"
+    limit 90 "$PY" "$ROOT/scripts/gpu-check.py" torch "$PREP/manifest.json" "$OUT/torch.json" > "$OUT/torch.log" 2>&1 || say "the PyTorch step failed (see torch.log)"
   fi
 fi
 

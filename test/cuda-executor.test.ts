@@ -3,12 +3,14 @@
  * (native/src/cuda/backend.cc, gemm.cc, bench.cc, the dlopen shims) against a CPU stand-in of the
  * CUDA runtime (native/tools/mock/cuda_mock.cc: streams run in issue order, a capture records and
  * checks its fork/join shape, a graph launch replays) and CPU versions of the kernel launchers
- * (native/tools/mock/kernels_cpu.cc). What it proves: the executor's scheduling, event waits,
+ * (native/tools/mock/kernels_cpu.cc), and a stand-in libnccl.so.2 of one-rank communicators
+ * (native/tools/mock/fake_nccl.cc). What it proves: the executor's scheduling, event waits,
  * loopback collectives, arena offsets, GEMM shapes and strides, expert row lists, taps, loss and
- * CUDA-graph capture and replay reproduce the host reference on every prepared case (fp32 within
+ * CUDA-graph capture and replay, and its NCCL calls (one rank), reproduce the host reference on every prepared case (fp32 within
  * 1e-4, bf16 GEMM operands within 2e-2), the profile sweep fits and predicts, the benchmarks run,
- * and the GPU check's table renders. What it cannot prove: the device kernels themselves
- * (kernels.cu), which only a GPU runs (scripts/gpu-check.sh).
+ * a hung NCCL case is stopped, and the GPU check's table renders. What it cannot prove: the
+ * device kernels themselves (kernels.cu), real stream concurrency, and NCCL across processes,
+ * which only GPUs run (scripts/gpu-check.sh).
  */
 import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -49,6 +51,7 @@ function hostSources(): string[] {
 }
 
 let exe = "";
+let fakeNccl = "";
 interface Ran {
   code: number;
   stdout: string;
@@ -93,7 +96,10 @@ describe.skipIf(!!skip)("the CUDA executor on a CPU stand-in of the CUDA runtime
       }),
     );
     exe = join(dir, "fsmoe-replay-mock");
-    await run(gxx!, [...objects, "-ldl", "-lpthread", "-o", exe]);
+    // -rdynamic: the fake NCCL library calls the mock runtime's cudaMemcpyAsync.
+    await run(gxx!, ["-rdynamic", ...objects, "-ldl", "-lpthread", "-o", exe]);
+    fakeNccl = join(dir, "libnccl-fake.so.2");
+    await run(gxx!, ["-std=c++17", "-shared", "-fPIC", "-O1", "-Wall", "-Wextra", "-Werror", "-I", CUDA_INCLUDE!, join(NATIVE, "tools/mock/fake_nccl.cc"), "-o", fakeNccl]);
   }, 600_000);
 
   it("reproduces the host reference on every prepared case, eager and from the CUDA graph; the NCCL case is skipped with the reason", async () => {
@@ -116,6 +122,31 @@ describe.skipIf(!!skip)("the CUDA executor on a CPU stand-in of the CUDA runtime
       expect(c.timing!.graphIterations).toBeGreaterThan(0);
     }
     expect(suite.cases.filter((c) => c.ok).length).toBeGreaterThanOrEqual(suite.cases.length - 1);
+  });
+
+  it("drives NCCL as the plan says (one-rank communicators of a stand-in libnccl.so.2 loaded from FSMOEC_NCCL_PATH), eager and captured", async () => {
+    const out = mkdtempSync(join(tmpdir(), "fsmoe-mock-nccl-"));
+    const r = await mock(["suite", join(PREPARED, "manifest.json"), "--no-sweep", "--no-bench", "--only", "one-rank,one-rank-nccl", "--out", out], { FSMOEC_NCCL_PATH: fakeNccl });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const suite = JSON.parse(readFileSync(join(out, "suite.json"), "utf8")) as { cases: { name: string; ok: boolean; commLibrary: string; comparison: { maxRelError: number } }[] };
+    const nccl = suite.cases.find((c) => c.name === "one-rank-nccl")!;
+    expect(nccl.ok).toBe(true);
+    expect(nccl.commLibrary).toContain("NCCL 22703");
+    expect(nccl.comparison.maxRelError).toBeLessThan(1e-6);
+  });
+
+  it("stops an NCCL case that hangs (in a child process, after the case's time limit) and goes on", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "fsmoe-mock-hang-"));
+    const m = JSON.parse(readFileSync(join(PREPARED, "manifest.json"), "utf8")) as { cases: { name: string; plan: string; expected: string; timeoutMs?: number }[] };
+    m.cases = m.cases.filter((c) => c.name === "one-rank-nccl" || c.name === "one-rank").map((c) => ({ ...c, plan: join(PREPARED, c.plan), expected: join(PREPARED, c.expected), timeoutMs: 1500 }));
+    writeFileSync(join(dir, "manifest.json"), JSON.stringify(m));
+    const started = Date.now();
+    const r = await mock(["suite", join(dir, "manifest.json"), "--no-sweep", "--no-bench", "--out", join(dir, "out")], { FSMOEC_NCCL_PATH: fakeNccl, FAKE_NCCL_HANG: "1" });
+    expect(Date.now() - started).toBeLessThan(60_000);
+    expect(r.code).toBe(4);
+    const suite = JSON.parse(readFileSync(join(dir, "out", "suite.json"), "utf8")) as { cases: { name: string; ok: boolean; error?: string }[] };
+    expect(suite.cases.find((c) => c.name === "one-rank")!.ok).toBe(true);
+    expect(suite.cases.find((c) => c.name === "one-rank-nccl")!.error).toMatch(/^timed out after 1\.5 s \(NCCL initialization or a collective hung/);
   });
 
   it("fits a profile on a sweep, predicts every plan's iteration, runs the benchmarks, and the check's table renders", async () => {

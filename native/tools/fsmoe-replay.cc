@@ -24,7 +24,10 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <vector>
 
 #include "../src/cuda/backend.h"
@@ -332,6 +335,64 @@ void printComparison(const tensors::Comparison& c) {
               c.maxRelError, c.tolerance, c.lossRelError, c.routingMismatches, c.decisions);
 }
 
+/** A parsed JSON value written back as JSON text. */
+std::string toJson(const Json& v) {
+  switch (v.type) {
+    case Json::Type::Null: return "null";
+    case Json::Type::Bool: return v.boolean ? "true" : "false";
+    case Json::Type::Number: return jnum(v.number);
+    case Json::Type::String: return jstr(v.string);
+    case Json::Type::Array: {
+      std::string s = "[";
+      for (std::size_t i = 0; i < v.array.size(); i++) s += (i ? ", " : "") + toJson(v.array[i]);
+      return s + "]";
+    }
+    case Json::Type::Object: {
+      std::string s = "{";
+      for (std::size_t i = 0; i < v.object.size(); i++) s += (i ? ", " : "") + jstr(v.object[i].first) + ": " + toJson(v.object[i].second);
+      return s + "}";
+    }
+  }
+  return "null";
+}
+
+/**
+ * Run this tool again as a child with `args`, its output to `log`, killed after `timeoutMs`:
+ * the exit status, or 124 on timeout. (NCCL can block in initialization; a child keeps that
+ * from stopping the whole suite.)
+ */
+int runChild(const std::vector<std::string>& args, const std::string& log, int64_t timeoutMs) {
+  std::vector<std::string> argv = {"/proc/self/exe"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const pid_t pid = fork();
+  if (pid < 0) return kRunFailed;
+  if (pid == 0) {
+    FILE* f = std::fopen(log.c_str(), "w");
+    if (f) {
+      dup2(fileno(f), 1);
+      dup2(fileno(f), 2);
+    }
+    std::vector<char*> cargs;
+    for (auto& a : argv) cargs.push_back(a.data());
+    cargs.push_back(nullptr);
+    execv("/proc/self/exe", cargs.data());
+    _exit(kRunFailed);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
+  for (;;) {
+    int st = 0;
+    const pid_t r = waitpid(pid, &st, WNOHANG);
+    if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : kRunFailed;
+    if (r < 0) return kRunFailed;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &st, 0);
+      return 124;
+    }
+    usleep(20000);
+  }
+}
+
 // ── Subcommands ─────────────────────────────────────────────────────────────────────────────
 
 int cmdInfo(Args& a) {
@@ -608,6 +669,48 @@ int cmdSuite(Args& a) {
       std::vector<int> ids;
       bool ok = loadPlanFile(join(dir, str(c, "plan")), cuda, plan, planText, err) && tensors::read(join(dir, str(c, "expected")), ref, ids, err);
       std::string logText;
+      if (ok && cuda && spec.gpu.comm == gpu::Comm::Nccl) {
+        // Through NCCL: in a child process with a time limit.
+        rec.num("world", plan.job.world).str("strategy", plan.strategy);
+        const std::string json = out + "/cases/" + name + ".json", log = out + "/cases/" + name + ".log";
+        const int rc = runChild({"run", join(dir, str(c, "plan")), "--expected", join(dir, str(c, "expected")), "--comm", "nccl", "--precision", ca.opt["precision"],
+                                 "--tolerance", jnum(tol), "--json", json},
+                                log, int64_t(num(c, "timeoutMs", 120000)));
+        std::string childLog, childJson;
+        readFile(log, childLog, err);
+        err.clear();
+        Json res;
+        const bool haveJson = (rc == kOk || rc == kCheckFailed) && readFile(json, childJson, err) && parseJson(childJson.data(), childJson.size(), res, err);
+        if (rc == kUnavailable) {
+          std::string why = childLog.substr(childLog.find("fsmoe-replay: ") == std::string::npos ? 0 : childLog.find("fsmoe-replay: ") + 14);
+          while (!why.empty() && why.back() == '\n') why.pop_back();
+          rec.str("skipped", why);
+          std::printf("case %-28s skipped (%s)\n", name.c_str(), why.substr(0, why.find(':')).c_str());
+          cases.push_back(rec.boolean("ok", false).text());
+          err.clear();
+          continue;
+        }
+        if (haveJson) {
+          if (const Json* v = res.get("comparison")) rec.add("comparison", toJson(*v));
+          if (const Json* v = res.get("timing")) rec.add("timing", toJson(*v));
+          if (const Json* v = res.get("device")) rec.add("device", toJson(*v));
+          if (const Json* v = res.get("gemm")) rec.add("gemm", toJson(*v));
+          if (const Json* v = res.get("comm")) rec.add("commLibrary", toJson(*v));
+          ok = rc == kOk;
+          if (!ok) status = std::max(status, kCheckFailed);
+        } else {
+          ok = false;
+          err = rc == 124 ? "timed out after " + jnum(num(c, "timeoutMs", 120000) / 1000) + " s (NCCL initialization or a collective hung; see cases/" + name + ".log)"
+                          : "the NCCL run failed (exit " + std::to_string(rc) + "): " + childLog.substr(0, 400);
+          status = std::max(status, kRunFailed);
+        }
+        rec.boolean("ok", ok);
+        if (!ok && !err.empty()) rec.str("error", err);
+        std::printf("case %-28s %s\n", name.c_str(), ok ? "ok" : "FAILED");
+        cases.push_back(rec.text());
+        err.clear();
+        continue;
+      }
       if (ok) {
         rec.num("world", plan.job.world).str("strategy", plan.strategy);
         const RunOutcome o = runOne(plan, spec);
@@ -655,7 +758,7 @@ int cmdSuite(Args& a) {
         Plan plan;
         std::vector<predict::OpSize> sizes;
         std::vector<double> opUs;
-        double measuredUs = 0, prologueBytes = 0;
+        double measuredUs = 0, prologueBytes = 0, eagerUs = 0;
         std::string source;
       };
       std::vector<Item> items;
@@ -672,6 +775,8 @@ int cmdSuite(Args& a) {
         sa.opt["comm"] = str(s, "comm", "auto");
         parseRunSpec(sa, spec, err);
         spec.hostIterations = 3;
+        spec.gpu.eagerIterations = int(num(s, "eagerIterations", 3));
+        spec.gpu.graphIterations = int(num(s, "graphIterations", 10));
         if (!loadPlanFile(join(dir, str(s, "plan")), cuda, it.plan, planText, err) || !predict::opSizes(planText, it.sizes, err)) {
           sweeps.push_back(Obj().str("name", name).str("error", err).text());
           err.clear();
@@ -686,6 +791,7 @@ int cmdSuite(Args& a) {
         }
         it.opUs = o.ranks[0].opUs;
         it.source = o.timing.profileSource;
+        it.eagerUs = cuda ? o.timing.eagerUs : o.hostIterationUs;
         // The iteration's prologue (gradients zeroed, inputs copied in) is a class of its own, sized in bytes.
         for (const Buffer& b : it.plan.buffers)
           if (b.persistent) it.prologueBytes += double(b.bytes);
@@ -712,7 +818,7 @@ int cmdSuite(Args& a) {
           const double e = it.measuredUs > 0 ? (pred - it.measuredUs) / it.measuredUs : 0;
           worst = std::max(worst, std::fabs(e));
           sumAbs += std::fabs(e);
-          sweeps.push_back(Obj().str("name", it.name).num("world", it.plan.job.world).num("measuredUs", it.measuredUs).num("predictedUs", pred).num("relError", e).str("opTimes", it.source).text());
+          sweeps.push_back(Obj().str("name", it.name).num("world", it.plan.job.world).num("measuredUs", it.measuredUs).num("predictedUs", pred).num("relError", e).num("eagerUs", it.eagerUs).str("opTimes", it.source).text());
         }
         const std::string desc = std::string("Fitted on ") + (cuda ? "the GPU (cuda backend" : "the host (host backend") + ") by fsmoe-replay suite: " + std::to_string(items.size()) +
                                  " layer jobs, alpha in us, beta in us per element or MAC.";

@@ -25,6 +25,12 @@
 namespace fsmoe {
 namespace gpu {
 
+// The kernels take the router and activation as plan.h numbers them.
+static_assert(int(Router::SoftmaxTopk) == kSoftmaxTopk && int(Router::Gshard) == kGshard && int(Router::Switch) == kSwitch && int(Router::Sigmoid) == kSigmoid,
+              "kernels.cuh RouterKind must follow plan.h Router");
+static_assert(int(Activation::Relu) == kRelu && int(Activation::Gelu) == kGelu && int(Activation::Swiglu) == kSwiglu && int(Activation::Geglu) == kGeglu,
+              "kernels.cuh ActKind must follow plan.h Activation");
+
 bool compiled() { return true; }
 
 DeviceInfo probe() {
@@ -35,6 +41,11 @@ DeviceInfo probe() {
   cudaRuntimeGetVersion(&d.runtimeVersion);
   if (e != cudaSuccess) {
     d.error = "no CUDA device: cudaGetDeviceCount failed: " + cudaText(e);
+    if (e == cudaErrorInsufficientDriver)
+      d.error += d.driverVersion == 0 ? " [no NVIDIA driver is loaded]"
+                                      : " [the driver supports CUDA " + std::to_string(d.driverVersion / 1000) + "." + std::to_string(d.driverVersion % 1000 / 10) +
+                                            ", this build's runtime is " + std::to_string(d.runtimeVersion / 1000) + "." + std::to_string(d.runtimeVersion % 1000 / 10) +
+                                            ": rebuild with the toolkit that matches the driver]";
     cudaGetLastError();  // not sticky, but clear it
     return d;
   }
@@ -54,7 +65,7 @@ DeviceInfo probe() {
   d.minor = p.minor;
   d.smCount = p.multiProcessorCount;
   d.memBytes = p.totalGlobalMem;
-  cudaDeviceGetAttribute(&d.clockKHz, cudaDevAttrClockRate, 0);
+  if (cudaDeviceGetAttribute(&d.clockKHz, cudaDevAttrClockRate, 0) != cudaSuccess) d.clockKHz = 0;  // unknown: no peak figure
   d.ok = true;
   return d;
 }
@@ -238,7 +249,8 @@ class Executor {
     for (const Op& op : p_.ops)
       if (!supportedKind(op.kind)) return fail(describe(op, 0) + ": op kind " + kindName(op.kind) + " is not supported by the cuda backend yet (it runs MoE layer jobs: gate, order, dispatch_gemm, expert, combine_gemm, iorder and the four collectives)");
     for (const Buffer& b : p_.buffers)
-      if (b.given == Given::Tokens || b.given == Given::Targets) return fail("buffer '" + b.name + "': token inputs are not supported by the cuda backend yet");
+      if (b.given != Given::None && b.given != Given::Input && b.given != Given::Cotangent)
+        return fail("buffer '" + b.name + "': this input (token ids or targets) is not supported by the cuda backend yet");
     const boot::Env env = boot::readEnv();
     if (!env.error.empty()) return fail("bootstrap: " + env.error);
     Comm mode = o_.comm;
@@ -1142,7 +1154,7 @@ class Executor {
     if (o_.profileOps) {
       if (!issueIteration(true) || !sync(s0(), "the profiled iteration") || !readOpTimes(opUs, startUs, endUs, tm)) return false;
       tm.profileSource = "eager";
-      if (o_.graphIterations > 0) {
+      if (o_.graphIterations > 0 && !(nccl_ && j_.world > 1)) {  // (across processes a timing graph that fails on one rank only would desynchronize NCCL)
         const std::string saved = error_;
         auto ops2 = opUs, start2 = startUs, end2 = endUs;
         Timing t2 = tm;
