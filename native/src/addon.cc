@@ -10,6 +10,7 @@
 #include "executor.h"
 #include "json.h"
 #include "model.h"
+#include "peak.h"
 #include "plan.h"
 
 namespace {
@@ -86,6 +87,9 @@ Napi::Object toJs(Napi::Env env, const RunResult& r) {
   Napi::Array iters = Napi::Array::New(env, r.iterationUs.size());
   for (std::size_t i = 0; i < r.iterationUs.size(); i++) iters.Set(uint32_t(i), Napi::Number::New(env, r.iterationUs[i]));
   o.Set("iterationUs", iters);
+  Napi::Array cpu = Napi::Array::New(env, r.iterationCpuUs.size());
+  for (std::size_t i = 0; i < r.iterationCpuUs.size(); i++) cpu.Set(uint32_t(i), Napi::Number::New(env, r.iterationCpuUs[i]));
+  o.Set("iterationCpuUs", cpu);
   Napi::Array ranks = Napi::Array::New(env, r.ranks.size());
   auto f64 = [&](const std::vector<double>& v) {
     Napi::Float64Array a = Napi::Float64Array::New(env, v.size());
@@ -113,6 +117,7 @@ Napi::Object toJs(Napi::Env env, const RunResult& r) {
     x.Set("ints", ints);
     x.Set("opUs", f64(rr.opUs));
     x.Set("workUs", f64(rr.workUs));
+    x.Set("cpuUs", f64(rr.cpuUs));
     x.Set("startUs", f64(rr.startUs));
     x.Set("endUs", f64(rr.endUs));
     ranks.Set(uint32_t(k), x);
@@ -246,7 +251,23 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
+/** peakGflops(threads, seconds) → the host's measured fp32 peak (peak.h); blocks the caller for about 3 × seconds. */
+Napi::Value PeakGflops(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
+    Napi::TypeError::New(env, "peakGflops(threads, seconds) expects two numbers").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const double threads = info[0].As<Napi::Number>().DoubleValue(), seconds = info[1].As<Napi::Number>().DoubleValue();
+  if (!(threads >= 1 && threads <= 1024) || !(seconds > 0 && seconds <= 10)) {
+    Napi::RangeError::New(env, "peakGflops: threads must be in 1 … 1024 and seconds in (0, 10]").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, measurePeakGflops(int(threads), seconds));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("peakGflops", Napi::Function::New(env, PeakGflops, "peakGflops"));
   exports.Set("validate", Napi::Function::New(env, Validate, "validate"));
   exports.Set("run", Napi::Function::New(env, Run, "run"));
   exports.Set("reference", Napi::Function::New(env, Reference, "reference"));

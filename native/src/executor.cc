@@ -11,6 +11,7 @@
 #include <memory>
 #include <new>
 #include <thread>
+#include <ctime>
 
 #include "comm.h"
 #include "dense.h"
@@ -22,6 +23,13 @@ namespace fsmoe {
 namespace {
 
 double micros(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double, std::micro>(b - a).count(); }
+
+/** CPU time of a clock (the calling thread's or the process's), µs. */
+double cpuMicros(clockid_t clock) {
+  timespec ts{};
+  clock_gettime(clock, &ts);
+  return double(ts.tv_sec) * 1e6 + double(ts.tv_nsec) / 1e3;
+}
 
 std::string describe(const Op& op, int rank) {
   std::string s = std::string(isCollective(op.kind) ? "collective " : "op ") + kindName(op.kind) + " '" + op.role + "' (op " + std::to_string(op.id);
@@ -109,6 +117,8 @@ struct World {
    */
   int64_t safetyMs = 0;
   std::vector<std::vector<double>> iterStart, iterEnd;  // [rank][iteration], µs since t0
+  /** The process's CPU time when each iteration began (rank 0, after the barrier that starts it) and after the last, µs. */
+  std::vector<double> cpuMark;
 
   World(const Plan& p, const RunOptions& o) : plan(p), opt(o), barrier(p.job.world), safetyMs(4 * o.timeoutMs + 1000) {
     const int W = p.job.world;
@@ -126,6 +136,7 @@ struct World {
     }
     iterStart.assign(W, std::vector<double>(o.iterations, 0));
     iterEnd.assign(W, std::vector<double>(o.iterations, 0));
+    cpuMark.assign(o.iterations + 1, 0);
   }
 };
 
@@ -178,6 +189,7 @@ class Rank {
   Rank(World& w, int rank) : w_(w), p_(w.plan), j_(w.plan.job), rank_(rank), done_(new std::atomic<int>[w.plan.ops.size()]) {
     for (std::size_t i = 0; i < p_.ops.size(); i++) done_[i].store(0);
     opSum_.assign(p_.ops.size(), 0.0);
+    cpuSum_.assign(p_.ops.size(), 0.0);
     workSum_.assign(p_.ops.size(), 0.0);
     result.startUs.assign(p_.ops.size(), 0.0);
     result.endUs.assign(p_.ops.size(), 0.0);
@@ -226,7 +238,7 @@ class Rank {
   std::atomic<int> sleepers_{0};
   std::atomic<int> completed_{0};
   std::atomic<int> iteration_{0};
-  std::vector<double> opSum_, workSum_;
+  std::vector<double> opSum_, workSum_, cpuSum_;
   std::vector<int> skip_;
 
   char* base() { return reinterpret_cast<char*>(arena_.data()); }
@@ -252,6 +264,7 @@ class Rank {
     const int n = int(p_.ops.size());
     for (int it = 0; it < w_.opt.iterations; it++) {
       if (!w_.barrier.wait(w_.failure, w_.safetyMs, rank_)) return;
+      if (rank_ == 0) w_.cpuMark[it] = cpuMicros(CLOCK_PROCESS_CPUTIME_ID);
       for (const Buffer& b : p_.buffers) {
         if (b.given != Given::None) fill(b);
         else if (b.persistent) std::memset(base() + b.offset, 0, std::size_t(b.bytes));  // gradients start at zero
@@ -273,7 +286,7 @@ class Rank {
       sleepers_--;
       w_.iterEnd[rank_][it] = micros(w_.t0, Clock::now());
     }
-    w_.barrier.wait(w_.failure, w_.safetyMs, rank_);
+    if (w_.barrier.wait(w_.failure, w_.safetyMs, rank_) && rank_ == 0) w_.cpuMark[w_.opt.iterations] = cpuMicros(CLOCK_PROCESS_CPUTIME_ID);
   }
 
   bool waitEvent(const Op& op, int w, int stamp) {
@@ -321,10 +334,13 @@ class Rank {
         for (int w : op.waits)
           if (!waitEvent(op, w, stamp)) return;
         const bool skipped = std::find(skip_.begin(), skip_.end(), id) != skip_.end();
+        const bool timeCpu = !w_.opt.emptyKernels;  // two clock_gettime calls would dominate an empty op
+        const double c0 = timeCpu ? cpuMicros(CLOCK_THREAD_CPUTIME_ID) : 0;
         const auto t0 = Clock::now();
         Clock::time_point work = t0;
         if (!skipped && !w_.opt.emptyKernels && !execute(op, work)) return;
         const auto t1 = Clock::now();
+        if (timeCpu) cpuSum_[id] += cpuMicros(CLOCK_THREAD_CPUTIME_ID) - c0;
         const double us = micros(t0, t1);
         opSum_[id] += us;
         workSum_[id] += micros(std::max(work, t0), t1);
@@ -645,6 +661,8 @@ class Rank {
       result.opUs[i] = opSum_[i] / w_.opt.iterations;
       result.workUs[i] = workSum_[i] / w_.opt.iterations;
     }
+    result.cpuUs.resize(cpuSum_.size());
+    for (std::size_t i = 0; i < cpuSum_.size(); i++) result.cpuUs[i] = cpuSum_[i] / w_.opt.iterations;
   }
 };
 
@@ -677,6 +695,7 @@ RunResult runPlan(const Plan& plan, const RunOptions& options) {
         e = std::max(e, world.iterEnd[r][it]);
       }
       out.iterationUs.push_back(e - s);
+      out.iterationCpuUs.push_back(world.cpuMark[it + 1] - world.cpuMark[it]);
     }
     out.setupUs = micros(t0, Clock::now());
     for (auto& r : ranks) out.ranks.push_back(std::move(r->result));

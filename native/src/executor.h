@@ -40,6 +40,7 @@ struct RankResult {
   double lossScale = 0;  // Σ |y ⊙ cotangent|, the scale the loss is judged against
   std::vector<double> opUs;            // mean over iterations
   std::vector<double> workUs;          // the same without a collective's wait for its peers
+  std::vector<double> cpuUs;           // mean CPU time of the thread that ran the op (empty with emptyKernels)
   std::vector<double> startUs, endUs;  // last iteration, from its start
 };
 
@@ -48,6 +49,8 @@ struct RunResult {
   std::string error;
   std::vector<RankResult> ranks;
   std::vector<double> iterationUs;
+  /** CPU time of the whole process (every rank's threads) during each iteration, µs. */
+  std::vector<double> iterationCpuUs;
   double setupUs = 0;
 };
 

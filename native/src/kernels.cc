@@ -10,45 +10,9 @@
 
 namespace fsmoe {
 
-// ── GEMMs ────────────────────────────────────────────────────────────────────────────────────
-
-void gemmNN(int64_t m, int64_t n, int64_t k, const float* A, const float* B, float* C, bool accumulate) {
-  if (!accumulate) std::memset(C, 0, sizeof(float) * m * n);
-  for (int64_t i = 0; i < m; i++) {
-    float* __restrict c = C + i * n;
-    const float* a = A + i * k;
-    for (int64_t p = 0; p < k; p++) {
-      const float av = a[p];
-      const float* __restrict b = B + p * n;
-      for (int64_t q = 0; q < n; q++) c[q] += av * b[q];
-    }
-  }
-}
-
-/** C (m × n) += Aᵀ · B with A (k × m), B (k × n). */
-void gemmTN(int64_t m, int64_t n, int64_t k, const float* A, const float* B, float* C) {
-  for (int64_t p = 0; p < k; p++) {
-    const float* a = A + p * m;
-    const float* __restrict b = B + p * n;
-    for (int64_t i = 0; i < m; i++) {
-      const float av = a[i];
-      float* __restrict c = C + i * n;
-      for (int64_t q = 0; q < n; q++) c[q] += av * b[q];
-    }
-  }
-}
-
 static std::vector<float>& tScratchNT() {
   thread_local std::vector<float> s;
   return s;
-}
-
-/** C (m × n) = A · Bᵀ with A (m × k), B (n × k); `scratch` holds Bᵀ. */
-void gemmNT(int64_t m, int64_t n, int64_t k, const float* A, const float* B, float* C, std::vector<float>& scratch, bool accumulate) {
-  scratch.resize(k * n);
-  for (int64_t q = 0; q < n; q++)
-    for (int64_t p = 0; p < k; p++) scratch[p * n + q] = B[q * k + p];
-  gemmNN(m, n, k, A, scratch.data(), C, accumulate);
 }
 
 // ── Activations ─────────────────────────────────────────────────────────────────────────────

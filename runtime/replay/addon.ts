@@ -25,6 +25,8 @@ export interface NativeRank {
   readonly opUs: Float64Array;
   /** The same without a collective's wait for its peers: its transfer alone (kernels: equal to opUs). */
   readonly workUs: Float64Array;
+  /** Mean CPU time of the thread that ran each op, µs: its cost on a core of its own, without waits or time slices lost to other threads (empty with empty kernels). */
+  readonly cpuUs: Float64Array;
   /** Start and end of each op in the last iteration, µs from the iteration's start. */
   readonly startUs: Float64Array;
   readonly endUs: Float64Array;
@@ -32,7 +34,13 @@ export interface NativeRank {
 
 /** The result of a run or a reference: every rank's view, or the error that stopped it. */
 export type NativeResult =
-  | { readonly ok: true; readonly iterationUs: readonly number[]; readonly ranks: readonly NativeRank[] }
+  | {
+      readonly ok: true;
+      readonly iterationUs: readonly number[];
+      /** CPU time of the whole process (every rank's threads) during each iteration, µs. */
+      readonly iterationCpuUs: readonly number[];
+      readonly ranks: readonly NativeRank[];
+    }
   | { readonly ok: false; readonly error: string };
 
 /** What `validate` says about a plan. */
@@ -51,6 +59,8 @@ export interface NativeAddon {
   reference(plan: string, options?: string): Promise<NativeResult>;
   philox(counter: readonly number[], key: readonly number[]): number[];
   uniform(seed: number, tensor: string, index: number, a: number): number;
+  /** The host's measured fp32 peak, GFLOP/s: `threads` threads of register-resident multiply-add chains for about `seconds` each, best of three. */
+  peakGflops(threads: number, seconds: number): number;
   buildInfo(): { readonly cuda: boolean; readonly mpi: boolean; readonly hardwareThreads: number; readonly backends: string };
 }
 
