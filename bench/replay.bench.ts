@@ -40,59 +40,84 @@ await dispatch("1 rank, 1 stream (deepspeed)", { nodes: 1, gpus: 1, microBatches
 await dispatch("1 rank, 1 stream (deepspeed), no spinning", { nodes: 1, gpus: 1, microBatches: 16 }, "deepspeed", 0);
 await dispatch("4 ranks, 3 streams (fsmoe)", { nodes: 2, gpus: 2, microBatches: 4, pipeline: "2" }, "fsmoe");
 
-// GEMM throughput of the expert kernels (fp32, one rank, so nothing else competes).
+// GEMM throughput of the expert kernels (fp32, one rank, so nothing else competes), against the machine's measured peak.
 {
+  const peak1 = addon.peakGflops(1, 0.3);
+  const peakAll = addon.peakGflops(addon.buildInfo().hardwareThreads, 0.3);
+  console.log(`measured fp32 peak (register-resident multiply-add chains, widest vector unit): ${peak1.toFixed(1)} GFLOP/s on 1 core, ${peakAll.toFixed(1)} GFLOP/s on ${addon.buildInfo().hardwareThreads}`);
   const { plan: p, router } = plan({ nodes: 1, gpus: 1, hidden: 256, expertHidden: 1024, experts: 4, seqLen: 256, microBatch: 2, capacityFactor: 1 }, "deepspeed");
-  const r = await replay(p, { iterations: 5, router });
+  const r = await replay(p, { iterations: 6, warmup: 1, router });
   if (!r.ok) throw new Error(r.error);
   for (const dir of ["fwd", "bwd"] as const) {
     const ops = p.ops.filter((o) => o.kind === "expert" && o.dir === dir);
     const macs = ops.reduce((s, o) => s + o.macs, 0) * (dir === "bwd" ? 2 : 1);
     const us = ops.reduce((s, o) => s + r.ranks[0]!.opUs[o.id]!, 0);
-    console.log(`expert GEMMs ${dir}: ${(macs / 1e6).toFixed(1)} M MACs in ${(us / 1000).toFixed(2)} ms = ${((2 * macs) / us / 1000).toFixed(2)} GFLOP/s`);
+    const gflops = (2 * macs) / us / 1000;
+    console.log(`expert GEMMs ${dir}: ${(macs / 1e6).toFixed(1)} M MACs in ${(us / 1000).toFixed(2)} ms = ${gflops.toFixed(2)} GFLOP/s, ${((100 * gflops) / peak1).toFixed(0)}% of the 1-core peak`);
   }
   const gate = p.ops.filter((o) => o.kind === "gate" && o.dir === "fwd");
   const gus = gate.reduce((s, o) => s + r.ranks[0]!.opUs[o.id]!, 0);
   console.log(`router GEMM + routing fwd: ${gate.reduce((s, o) => s + o.macs, 0) / 1e6} M MACs in ${(gus / 1000).toFixed(3)} ms`);
 }
 
-// RSS against the memory plan (8 ranks in one process).
+// RSS against the memory plan, each in a fresh child process: a minimal 1-rank job gives the
+// runtime's fixed overhead (threads, first-touch of code and allocator pools, result copies of a
+// tiny model), then 8-rank jobs give the growth per planned byte (arenas + weights).
 {
-  const { plan: p, router } = plan({ nodes: 2, gpus: 4, hidden: 256, expertHidden: 512, experts: 8, seqLen: 128, microBatch: 2, microBatches: 2 }, "fsmoe");
-  global.gc?.();
-  const before = process.memoryUsage().rss;
-  let peak = before;
-  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 1);
-  const r = await replay(p, { iterations: 3, router });
-  clearInterval(timer);
-  peak = Math.max(peak, process.memoryUsage().rss);
-  if (!r.ok) throw new Error(r.error);
-  const world = 8;
-  const planned = p.memory.arenaBytes * world;
-  const weights = p.memory.weightBytes * world;
-  console.log(
-    `RSS: +${((peak - before) / 2 ** 20).toFixed(1)} MiB during an 8-rank replay; memory plan: arenas ${(planned / 2 ** 20).toFixed(2)} MiB (${(p.memory.arenaBytes / 2 ** 10).toFixed(0)} KiB per rank) + weights ${(weights / 2 ** 20).toFixed(2)} MiB; ` +
-      `median iteration ${(median(r.iterationUs) / 1000).toFixed(2)} ms vs predicted ${(p.predicted.iterationUs / 1000).toFixed(3)} ms (the cluster's hardware model, not this host)`,
-  );
+  const { spawnSync } = await import("node:child_process");
+  const measure = (spec: LayerJobSpec & { schedule?: StrategyName }, capture = false) => {
+    const r = spawnSync(process.execPath, ["--import", "tsx", "bench/replay-rss.ts", JSON.stringify(spec), ...(capture ? [] : ["--no-capture"])], { encoding: "utf8" });
+    if (r.status !== 0) throw new Error(r.stderr);
+    return JSON.parse(r.stdout.trim().split("\n").pop()!) as { world: number; before: number; peak: number; arenaBytes: number; weightBytes: number };
+  };
+  const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+  const fixed = measure({ nodes: 1, gpus: 1, hidden: 16, expertHidden: 16, experts: 2, seqLen: 8, microBatch: 1 });
+  const fixedBytes = fixed.peak - fixed.before - fixed.arenaBytes - fixed.weightBytes;
+  console.log(`RSS, fixed runtime overhead (1 rank, ${mib(fixed.arenaBytes + fixed.weightBytes)} planned): +${mib(fixed.peak - fixed.before)}, i.e. ${mib(fixedBytes)} beside the plan`);
+  for (const spec of [
+    { nodes: 2, gpus: 4, hidden: 256, expertHidden: 512, experts: 8, seqLen: 128, microBatch: 2, microBatches: 2 },
+    { nodes: 2, gpus: 4, hidden: 512, expertHidden: 1024, experts: 8, seqLen: 256, microBatch: 2, microBatches: 2 },
+  ]) {
+    for (const capture of [false, true]) {
+      const m = measure(spec, capture);
+      const planned = m.arenaBytes + m.weightBytes;
+      const grown = m.peak - m.before;
+      console.log(
+        `RSS, ${m.world} ranks, hidden ${spec.hidden}, ${capture ? "returning every tensor (--verify)" : "timing run"}: +${mib(grown)} during the replay against ${mib(planned)} planned (arenas ${mib(m.arenaBytes)} + weights ${mib(m.weightBytes)}): ` +
+          `${(grown / planned).toFixed(2)}× the plan; ${((grown - fixedBytes) / planned).toFixed(2)}× once the fixed ${mib(fixedBytes)} is set aside`,
+      );
+    }
+  }
 }
 
-// Predicted vs measured on this machine with its own profile (4 ranks).
+// Predicted vs measured on this machine with its own profile: examples/tiny.moe (4 ranks) with
+// its cluster naming a profile fitted here, in fp32 (what the host computes). The scheduler's
+// prediction assumes a device per rank; the simulator's adds the profile's shared cores and
+// executor cost per op — the figure to compare.
 {
   const { profileHost } = await import("../runtime/replay/profile.js");
-  const { writeFileSync, mkdtempSync } = await import("node:fs");
-  const { join, relative } = await import("node:path");
+  const { check } = await import("../compiler/check/check.js");
+  const { simulate, linksOf, pricerOf } = await import("../runtime/simulate/index.js");
+  const { writeFileSync, readFileSync, mkdtempSync } = await import("node:fs");
+  const { join } = await import("node:path");
   const { tmpdir } = await import("node:os");
-  const { profile } = await profileHost({ iterations: 5 });
-  const file = join(mkdtempSync(join(tmpdir(), "fsmoe-profile-")), "host.json");
-  writeFileSync(file, JSON.stringify(profile));
-  // The compiler resolves a profile path against the .moe file's folder (here the working directory).
-  const named = relative(process.cwd(), file);
+  const { profile, dispatchUs } = await profileHost({ iterations: 5 });
+  const dir = mkdtempSync(join(tmpdir(), "fsmoe-profile-"));
+  writeFileSync(join(dir, "host.json"), JSON.stringify(profile));
+  const tiny = readFileSync("examples/tiny.moe", "utf8").replace("nics_per_node = 1", 'nics_per_node = 1\n  profile       = "host.json"').replace("dtype      = bf16", "dtype      = fp32");
+  writeFileSync(join(dir, "tiny.moe"), tiny);
+  const job = check(join(dir, "tiny.moe")).program.jobs[0]!;
+  console.log(`host profile: ${profile.entries.length} lines, ranks share ${profile.host!.cores} cores, executor ${dispatchUs} µs CPU per op`);
   for (const strategy of ["deepspeed", "tutel", "fsmoe", "auto"] as const) {
-    const { plan: p, router } = plan({ nodes: 2, gpus: 2, hidden: 128, expertHidden: 256, seqLen: 64, microBatches: 2, profile: named }, strategy);
-    const r = await replay(p, { iterations: 20, router });
+    const { plan: p, diagnostics } = planFor(job, strategy);
+    if (!p) throw new Error(diagnostics.map((d) => d.message).join("\n"));
+    const r = await replay(p, { iterations: 25, warmup: 5 });
     if (!r.ok) throw new Error(r.error);
-    const measured = median(r.iterationUs.slice(2));
-    const predicted = p.predicted.iterationUs;
-    console.log(`predicted vs measured, tiny layer job at 4 ranks, ${strategy}: predicted ${(predicted / 1000).toFixed(2)} ms, measured ${(measured / 1000).toFixed(2)} ms (median of 18), error ${(((predicted - measured) / measured) * 100).toFixed(0)}%`);
+    const measured = median(r.iterationUs.slice(5));
+    const simulated = simulate({ plan: p, links: linksOf(job.cluster), pricer: pricerOf(job), origin: "bench" }).run.makespanUs;
+    const pct = (x: number) => `${x >= measured ? "+" : ""}${(((x - measured) / measured) * 100).toFixed(1)}%`;
+    console.log(
+      `predicted vs measured, examples/tiny.moe at 4 ranks, ${strategy}: measured ${(measured / 1000).toFixed(2)} ms (median of 20); simulated with shared cores ${(simulated / 1000).toFixed(2)} ms (${pct(simulated)}); scheduler's per-device prediction ${(p.predicted.iterationUs / 1000).toFixed(2)} ms (${pct(p.predicted.iterationUs)})`,
+    );
   }
 }

@@ -22,6 +22,7 @@ import type { Io } from "./compile.js";
 import { Exit } from "./exit.js";
 import { writeFileAtomic } from "./io.js";
 import { profileHost } from "../runtime/replay/profile.js";
+import { linksOf, pricerOf, simulate } from "../runtime/simulate/index.js";
 
 interface RunFlags {
   readonly backend: string;
@@ -40,6 +41,8 @@ interface Prepared {
   readonly plan: Plan;
   readonly text: string;
   readonly notes: readonly string[];
+  /** The checked (and shrunk) job, when the plan was compiled here. */
+  readonly job?: TrainJob;
 }
 
 function median(xs: readonly number[]): number {
@@ -136,7 +139,7 @@ async function runCommand(file: string, flags: RunFlags, io: Io, version: string
     iterationUs = v.replay.iterationUs;
     comparison = v.comparison;
   } else {
-    const r = await replay(text, options);
+    const r = await replay(text, { ...options, capture: false });
     if (!r.ok) {
       io.err(`fsmoec: error: ${r.error}\n`);
       return Exit.runtime;
@@ -148,11 +151,17 @@ async function runCommand(file: string, flags: RunFlags, io: Io, version: string
   json.iterationUs = iterationUs;
   json.medianIterationUs = measured;
   json.predictedIterationUs = plan.predicted.iterationUs;
+  // A host profile says the ranks share CPU cores: the simulator's figure is the one to compare.
+  const pricer = prepared.job ? pricerOf(prepared.job) : null;
+  const simulated = prepared.job && pricer?.model.sharedCores ? simulate({ plan, links: linksOf(prepared.job.cluster), pricer, origin: `cluster '${prepared.job.cluster.name}'` }).run.makespanUs : undefined;
+  if (simulated !== undefined) json.simulatedIterationUs = simulated;
   json.loss = ranks.reduce((s, r) => s + r.loss, 0);
   if (flags.format === "text") {
     io.out(`run ${plan.job.name} (${plan.strategy}) on the host backend: ${json.ranks} ranks, ${plan.ops.length} ops per rank, ${plan.job.microBatches} micro-batch${plan.job.microBatches === 1 ? "" : "es"}\n`);
     for (const n of prepared.notes) io.out(`  ${flags.shrink ? "shrunk" : "note"}: ${n}\n`);
     io.out(`  ${iterations} iteration${iterations === 1 ? "" : "s"}: ${(measured / 1000).toFixed(3)} ms per iteration (median), predicted ${(plan.predicted.iterationUs / 1000).toFixed(3)} ms for ${plan.job.cluster.name}; loss ${Number(json.loss).toPrecision(8)}\n`);
+    if (simulated !== undefined)
+      io.out(`  simulated ${(simulated / 1000).toFixed(3)} ms with profile '${plan.costModel.name}' (its ranks share ${pricer!.model.sharedCores!.cores} CPU cores): ${(((simulated - measured) / measured) * 100).toFixed(1)}% against the measured median\n`);
   }
   if (flags.trace) {
     try {
@@ -232,7 +241,7 @@ function prepare(file: string, flags: RunFlags, io: Io, version: string): Prepar
     io.err(renderText(sortDiagnostics([...diagnostics]), (n) => r.sources.get(n)));
     return Exit.inputErrors;
   }
-  return { plan, text: JSON.stringify(plan), notes };
+  return { plan, text: JSON.stringify(plan), notes, job };
 }
 
 function verifyJson(c: Comparison): object {
@@ -277,7 +286,7 @@ async function profileCommand(flags: { backend: string; out: string; iterations:
     io.err(`fsmoec: error: ${loaded.error}\n`);
     return Exit.runtime;
   }
-  const { profile, fits } = await profileHost({ iterations, name: flags.name, ...(flags.format === "text" && { onProgress: (d: number, n: number) => io.err(`\rprofiling ${d}/${n}`) }) });
+  const { profile, fits, dispatchUs } = await profileHost({ iterations, name: flags.name, ...(flags.format === "text" && { onProgress: (d: number, n: number) => io.err(`\rprofiling ${d}/${n}`) }) });
   if (flags.format === "text") io.err("\n");
   try {
     writeFileAtomic(flags.out, JSON.stringify(profile, null, 2) + "\n");
@@ -290,10 +299,11 @@ async function profileCommand(flags: { backend: string; out: string; iterations:
     return Exit.ok;
   }
   io.out(`profile '${profile.name}' of the host backend: t = α + β·n, least squares\n`);
-  const rows = fits.map((f) => [f.op, f.group ?? "", f.dir ?? "", f.gemms === undefined ? "" : String(f.gemms), f.alphaUs.toFixed(3), f.betaUs.toExponential(3), f.r2.toFixed(3), String(f.samples)]);
-  const head = ["op", "group", "dir", "gemms", "α µs", "β µs", "R²", "points"];
+  const rows = fits.map((f) => [f.op, f.kind ?? "", f.group ?? "", f.dir ?? "", f.gemms === undefined ? "" : String(f.gemms), f.alphaUs.toFixed(3), f.betaUs.toExponential(3), f.samples > 0 ? f.r2.toFixed(3) : "", String(f.samples)]);
+  const head = ["op", "kind", "group", "dir", "gemms", "α µs", "β µs", "R²", "points"];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  for (const r of [head, ...rows]) io.out("  " + r.map((c, i) => (i >= 4 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join("  ") + "\n");
+  for (const r of [head, ...rows]) io.out("  " + r.map((c, i) => (i >= 5 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join("  ") + "\n");
+  io.out(`  the ranks share ${profile.host!.cores} core${profile.host!.cores === 1 ? "" : "s"}; the executor costs ${dispatchUs} µs of CPU per op and rank (fsmoec simulate applies both)\n`);
   io.out(`wrote ${flags.out} (name it in a cluster: profile = "${flags.out}")\n`);
   return Exit.ok;
 }

@@ -4,7 +4,7 @@
  * addon is not built.
  */
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { check } from "../compiler/check/check.js";
@@ -174,6 +174,31 @@ describe.skipIf(!addon)("fsmoec run --backend host", () => {
 });
 
 describe("host profiling", () => {
+  it("prices an op by the most specific line: its kind over its class", async () => {
+    const { profileModel } = await import("../compiler/cost/profiles.js");
+    const fallback = { name: "fallback", description: "", interference: 1, linear: () => ({ alphaUs: 1000, betaUs: 0 }) };
+    const m = profileModel(
+      {
+        format: "fsmoe-profile/1",
+        name: "p",
+        description: "",
+        entries: [
+          { op: "dense_gemm", alphaUs: 1, betaUs: 0 },
+          { op: "dense_gemm", kind: "attention", alphaUs: 2, betaUs: 0 },
+          { op: "dense_gemm", kind: "attention", dir: "bwd", alphaUs: 3, betaUs: 0 },
+        ],
+        host: { cores: 2, dispatchUs: 5 },
+      },
+      fallback,
+    );
+    expect(m.linear({ cls: "dense_gemm", dir: "fwd" }).alphaUs).toBe(1);
+    expect(m.linear({ cls: "dense_gemm", dir: "fwd", kind: "lm_head" }).alphaUs).toBe(1);
+    expect(m.linear({ cls: "dense_gemm", dir: "fwd", kind: "attention" }).alphaUs).toBe(2);
+    expect(m.linear({ cls: "dense_gemm", dir: "bwd", kind: "attention" }).alphaUs).toBe(3);
+    expect(m.linear({ cls: "memory", dir: "fwd" }).alphaUs).toBe(1000);
+    expect(m.sharedCores).toEqual({ cores: 2, dispatchUs: 5 });
+  });
+
   it("fits α and β by least squares", async () => {
     const { fitLine } = await import("../runtime/replay/profile.js");
     const f = fitLine([1, 2, 4, 8, 16].map((n) => ({ n, us: 3 + 0.5 * n })));
@@ -188,9 +213,18 @@ describe("host profiling", () => {
   it.skipIf(!addon)("writes a profile the compiler reads", async () => {
     const { profileHost } = await import("../runtime/replay/profile.js");
     const { Profile } = await import("../compiler/cost/profiles.js");
-    const { profile, fits } = await profileHost({ iterations: 1, specs: [{ hidden: 32, seqLen: 16 }, { hidden: 64, seqLen: 32, activation: "swiglu" }] });
+    const { profile, fits, dispatchUs } = await profileHost({
+      iterations: 2,
+      specs: [{ hidden: 32, seqLen: 16 }, { hidden: 64, seqLen: 32, activation: "swiglu" }, { model: true, hidden: 32, seqLen: 16, parallel: "tp = 2, esp = 2, ep = 2, edp = 1" }],
+    });
     expect(Profile.safeParse(profile).success).toBe(true);
     expect(new Set(fits.map((f) => f.op))).toEqual(new Set(["all_to_all", "all_gather", "reduce_scatter", "all_reduce", "expert_gemm", "dense_gemm", "memory"]));
+    // The model job's dense ops get lines of their own kind; every line is non-negative.
+    for (const kind of ["attention", "dense_ffn", "lm_head", "gate", "order", "iorder", "embed", "loss"]) expect(fits.some((f) => f.kind === kind)).toBe(true);
+    for (const f of fits) expect(f.alphaUs >= 0 && f.betaUs >= 0).toBe(true);
+    // The ranks share this machine's cores, and the executor's own cost per op was measured.
+    expect(profile.host).toEqual({ cores: availableParallelism(), dispatchUs });
+    expect(dispatchUs).toBeGreaterThanOrEqual(0);
     // A cluster next to the file names it, and the compiler prices the plan with it.
     const dir = mkdtempSync(join(tmpdir(), "fsmoec-profile-"));
     writeFileSync(join(dir, "host.json"), JSON.stringify(profile));
@@ -199,5 +233,10 @@ describe("host profiling", () => {
     const { plan, diagnostics } = planFor(job, "fsmoe");
     expect(diagnostics.filter((d) => d.severity === "error")).toEqual([]);
     expect(plan!.costModel.name).toBe("host");
+    // The run compares the measured iteration with the simulation under the profile's shared cores.
+    const r = await fsmoec("run", join(dir, "job.moe"), "--iterations", "2", "--format", "json");
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.out) as { simulatedIterationUs: number; predictedIterationUs: number };
+    expect(out.simulatedIterationUs).toBeGreaterThanOrEqual(out.predictedIterationUs);
   });
 });

@@ -127,6 +127,40 @@ describe("the simulator's effects", () => {
     expect(sim.run.interference.ops).toBe(1);
     expect(simulate(inputOf(ops, null), { contention: true }).run.end[0]).toBe(100);
   });
+
+  it("shares CPU cores among the ops running on every rank, and charges each op the executor's cost (host profiles)", () => {
+    // 4 ranks on 2 cores: half a core per rank. Alone, an op runs at 1/2; two at once at 1/4 each.
+    const ops: SyntheticOp[] = [
+      { stream: "compute", kind: "expert", us: 100 },
+      { stream: "inter", kind: "all_to_all", group: "rail", us: 50, bytes: 10, waits: [] },
+      { stream: "compute", kind: "expert", us: 10, waits: [1] },
+    ];
+    const sim = simulate(inputOf(ops, null), { contention: false, sharedCores: { cores: 2, dispatchUs: 2 } });
+    // Works 102, 52, 12. Both first ops at 1/4 until the all-to-all is done: 52 × 4 = 208; the
+    // expert has 102 − 52 = 50 left, alone at 1/2: 308. The last op then takes 12 × 2 = 24: 332.
+    expect(sim.run.end[1]).toBeCloseTo(208, 9);
+    expect(sim.run.end[0]).toBeCloseTo(308, 9);
+    expect(sim.run.end[2]).toBeCloseTo(332, 9);
+    expect(sim.run.cores.ops).toBe(3);
+    expect(sim.run.cores.addedUs).toBeCloseTo(332 + 208 - (102 + 52 + 12), 9);
+    // With a core per running op there is nothing to share, only the executor's cost.
+    const roomy = simulate(inputOf(ops, null), { contention: false, sharedCores: { cores: 8, dispatchUs: 0 } });
+    expect(roomy.run.makespanUs).toBe(simulate(inputOf(ops, null), { contention: false }).run.makespanUs);
+    expect(roomy.run.cores.ops).toBe(0);
+  });
+
+  it("shared cores never make any op finish earlier", () => {
+    fc.assert(
+      fc.property(syntheticOps, fc.integer({ min: 1, max: 16 }), fc.double({ min: 0, max: 20, noNaN: true }), (ops, cores, dispatchUs) => {
+        const input = inputOf(ops, null);
+        const plain = simulate(input, { contention: false });
+        const shared = simulate(input, { contention: false, sharedCores: { cores, dispatchUs } });
+        expect(shared.run.ok).toBe(true);
+        for (let i = 0; i < ops.length; i++) expect(shared.run.end[i]!).toBeGreaterThanOrEqual(plain.run.end[i]! * (1 - 1e-12) - 1e-9);
+      }),
+      { numRuns: 200 },
+    );
+  });
 });
 
 describe("the imbalance mode", () => {

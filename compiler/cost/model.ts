@@ -4,7 +4,7 @@
  * A model is built from hardware figures ({@link hardwareModel}) or from a fitted profile
  * (profiles.ts); strategies and the graph price every op through it, in microseconds.
  */
-import type { Direction, Group } from "../graph/types.js";
+import type { Direction, Group, OpKind } from "../graph/types.js";
 
 /** The classes of ops a cost model prices. */
 export type OpClass =
@@ -20,6 +20,20 @@ export interface CostQuery {
   readonly group?: Group;
   /** GEMMs per expert FFN (2 or 3): the FSMoE profiles fit each separately. */
   readonly gemms?: number;
+  /** The op's kind, when a profile fits kinds of one class separately (the host profiles do). */
+  readonly kind?: OpKind;
+}
+
+/**
+ * A machine whose ranks share one pool of CPU cores (the host backend: ranks are threads of one
+ * process): the simulator runs the ops that are running across all ranks at min(1, cores /
+ * running) of their speed alone, and charges every op the executor's own cost per op.
+ */
+export interface SharedCores {
+  /** Cores every rank of the job shares. */
+  readonly cores: number;
+  /** CPU time the executor spends per op and rank beside the op's own work (issue, queues, events, wake-ups), µs. */
+  readonly dispatchUs: number;
 }
 
 /** α (µs) and β (µs per element or MAC) of one op class. */
@@ -39,6 +53,8 @@ export interface CostModel {
    * simulator applies it.
    */
   readonly interference: number;
+  /** Set when the profile was fitted on a machine whose ranks share CPU cores; the scheduler's timeline ignores it, the simulator applies it. */
+  readonly sharedCores?: SharedCores | null;
   /** α and β for a query's class, group and direction. */
   linear(q: Omit<CostQuery, "n">): Linear;
 }

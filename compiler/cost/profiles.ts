@@ -7,13 +7,18 @@
 import { z } from "zod";
 import type { CostModel, CostQuery, Linear, OpClass } from "./model.js";
 
-/** One fitted line. `group`, `dir` and `gemms` narrow when it applies; the most specific match wins. */
+/** Op kinds an entry may narrow to (the plan's op kinds). */
+const OP_KINDS = ["embed", "lm_head", "loss", "attention", "dense_ffn", "shared_expert", "norm", "gate", "order", "dispatch_gemm", "expert", "combine_gemm", "iorder", "all_to_all", "all_gather", "reduce_scatter", "all_reduce"] as const;
+
+/** One fitted line. `kind`, `group`, `dir` and `gemms` narrow when it applies; the most specific match wins. */
 export const ProfileEntry = z
   .object({
     op: z.enum(["all_to_all", "all_gather", "reduce_scatter", "all_reduce", "expert_gemm", "dense_gemm", "memory"]),
     group: z.string().optional(),
     dir: z.enum(["fwd", "bwd"]).optional(),
     gemms: z.number().int().min(1).optional(),
+    /** The op kind within the class (host profiles fit attention, the dense FFN, the LM head … separately). */
+    kind: z.enum(OP_KINDS).optional(),
     alphaUs: z.number().finite().min(0),
     betaUs: z.number().finite().min(0),
   })
@@ -28,6 +33,8 @@ export const Profile = z
     entries: z.array(ProfileEntry).min(1),
     /** Compute kernels run this many times slower while a communication kernel runs (the simulator uses it; default 1: none). */
     interference: z.number().finite().min(1).optional(),
+    /** The ranks share this machine's CPU cores (host profiles; the simulator applies it, see SharedCores). */
+    host: z.object({ cores: z.number().int().min(1), dispatchUs: z.number().finite().min(0) }).strict().optional(),
   })
   .strict();
 
@@ -66,7 +73,7 @@ export const builtinProfiles: ReadonlyMap<string, Profile> = new Map(
 );
 
 function specificity(e: ProfileEntry): number {
-  return (e.group ? 4 : 0) + (e.dir ? 2 : 0) + (e.gemms ? 1 : 0);
+  return (e.kind ? 8 : 0) + (e.group ? 4 : 0) + (e.dir ? 2 : 0) + (e.gemms ? 1 : 0);
 }
 
 /** A cost model from a profile; op classes the profile does not cover are priced by `fallback`. */
@@ -81,11 +88,12 @@ export function profileModel(profile: Profile, fallback: CostModel): CostModel {
   return {
     name: profile.name,
     interference: profile.interference ?? 1,
+    sharedCores: profile.host ?? null,
     description: `${profile.description} Not in the profile (priced by the hardware model): ${["all_to_all", "all_gather", "reduce_scatter", "all_reduce", "expert_gemm", "dense_gemm", "memory"].filter((c) => !byOp.has(c as OpClass)).join(", ") || "nothing"}.`,
     linear(q: Omit<CostQuery, "n">): Linear {
       const match = byOp
         .get(q.cls)
-        ?.find((e) => (!e.group || e.group === q.group?.name) && (!e.dir || e.dir === q.dir) && (!e.gemms || e.gemms === q.gemms));
+        ?.find((e) => (!e.kind || e.kind === q.kind) && (!e.group || e.group === q.group?.name) && (!e.dir || e.dir === q.dir) && (!e.gemms || e.gemms === q.gemms));
       if (!match) return fallback.linear(q);
       return { alphaUs: match.alphaUs, betaUs: match.betaUs };
     },

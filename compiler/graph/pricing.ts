@@ -45,12 +45,12 @@ export class Pricer {
   price(kind: OpKind, dir: Direction, elements: number, macs: number, group?: string): number {
     if (kind === "gate") {
       // The router GEMM plus the routing function over its scores.
-      return costUs(this.model, { cls: "dense_gemm", dir, n: macs }) + costUs(this.model, { cls: "memory", dir, n: elements });
+      return costUs(this.model, { cls: "dense_gemm", dir, n: macs, kind }) + costUs(this.model, { cls: "memory", dir, n: elements, kind });
     }
     const cls = opClass(kind);
     const n = cls === "expert_gemm" || cls === "dense_gemm" ? macs : elements;
     const g = group === undefined ? undefined : this.groups.get(group);
-    return costUs(this.model, { cls, dir, n, ...(g && { group: g }), ...(cls === "expert_gemm" && { gemms: this.gemms }) });
+    return costUs(this.model, { cls, dir, n, kind, ...(g && { group: g }), ...(cls === "expert_gemm" && { gemms: this.gemms }) });
   }
 
   group(name: string): Group {

@@ -17,7 +17,7 @@ namespace {
 
 using namespace fsmoe;
 
-/** Options of validate/run/reference, parsed from JSON: { iterations, timeoutMs, emptyKernels, spinUs, skip, limits }. */
+/** Options of validate/run/reference, parsed from JSON: { iterations, warmup, timeoutMs, emptyKernels, spinUs, skip, limits }. */
 struct Options {
   RunOptions run;
   Limits limits;
@@ -36,15 +36,21 @@ bool parseOptions(const std::string& text, Options& o, std::string& error) {
     out = int64_t(v->number);
     return true;
   };
-  int64_t iterations = o.run.iterations, spin = o.run.spinUs, world = o.limits.maxWorld;
-  if (!integer(root.get("iterations"), "iterations", 1, 100000, iterations) || !integer(root.get("timeoutMs"), "timeoutMs", 1, 86400000, o.run.timeoutMs) ||
+  int64_t iterations = o.run.iterations, warmup = o.run.warmup, spin = o.run.spinUs, world = o.limits.maxWorld;
+  if (!integer(root.get("iterations"), "iterations", 1, 100000, iterations) || !integer(root.get("warmup"), "warmup", 0, 100000, warmup) || !integer(root.get("timeoutMs"), "timeoutMs", 1, 86400000, o.run.timeoutMs) ||
       !integer(root.get("spinUs"), "spinUs", -1, 1000000, spin) || !integer(root.get("maxWorld"), "maxWorld", 1, 64, world) ||
       !integer(root.get("maxArenaBytes"), "maxArenaBytes", 0, int64_t(1) << 40, o.limits.maxArenaBytes) ||
       !integer(root.get("maxTotalBytes"), "maxTotalBytes", 0, int64_t(1) << 42, o.limits.maxTotalBytes))
     return false;
   o.run.iterations = int(iterations);
+  if (warmup >= iterations) return error = "options.warmup: expected fewer warm-up iterations (" + std::to_string(warmup) + ") than iterations (" + std::to_string(iterations) + ")", false;
+  o.run.warmup = int(warmup);
   o.run.spinUs = int(spin);
   o.limits.maxWorld = int(world);
+  if (const Json* c = root.get("capture")) {
+    if (!c->isBool()) return error = "options.capture: expected true or false", false;
+    o.run.capture = c->boolean;
+  }
   if (const Json* e = root.get("emptyKernels")) {
     if (!e->isBool()) return error = "options.emptyKernels: expected true or false", false;
     o.run.emptyKernels = e->boolean;

@@ -340,10 +340,12 @@ class Rank {
         Clock::time_point work = t0;
         if (!skipped && !w_.opt.emptyKernels && !execute(op, work)) return;
         const auto t1 = Clock::now();
-        if (timeCpu) cpuSum_[id] += cpuMicros(CLOCK_THREAD_CPUTIME_ID) - c0;
         const double us = micros(t0, t1);
-        opSum_[id] += us;
-        workSum_[id] += micros(std::max(work, t0), t1);
+        if (it >= w_.opt.warmup) {
+          if (timeCpu) cpuSum_[id] += cpuMicros(CLOCK_THREAD_CPUTIME_ID) - c0;
+          opSum_[id] += us;
+          workSum_[id] += micros(std::max(work, t0), t1);
+        }
         if (it == w_.opt.iterations - 1) {
           const double start = micros(w_.t0, t0) - w_.iterStart[rank_][it];
           result.startUs[id] = start;
@@ -529,7 +531,7 @@ class Rank {
           routerLogits(x, W.router.data(), T, M, j_.experts, logits);
           rt = routing(op, 2);
           route(j_, op.layer, op.mb, rank_, C, logits, W.bias.data(), rt);
-          if (!op.recompute && last()) {
+          if (!op.recompute && last() && w_.opt.capture) {
             std::vector<int32_t> r(std::size_t(T) * j_.topK * 2);
             for (int64_t i = 0; i < T * j_.topK; i++) {
               r[2 * i] = rt.choice[i];
@@ -633,7 +635,9 @@ class Rank {
     return ok;
   }
 
-  void capture(const std::string& name, const float* data, int64_t n) { result.tensors.push_back({name, std::vector<float>(data, data + n)}); }
+  void capture(const std::string& name, const float* data, int64_t n) {
+    if (w_.opt.capture) result.tensors.push_back({name, std::vector<float>(data, data + n)});
+  }
 
   void finish() {
     // Every gradient after the iteration's all-reduces, where the backward ops declared it.
@@ -655,14 +659,15 @@ class Rank {
     if (p_.head.embeddingAbs >= 0) capture("grad.embedding", at(p_.head.embeddingAbs), j_.vocabParams());
     if (p_.head.lmHeadAbs >= 0) capture("grad.lm_head", at(p_.head.lmHeadAbs), j_.vocabParams());
     if (p_.head.finalNormAbs >= 0) capture("grad.final_norm", at(p_.head.finalNormAbs), M);
+    const int timed = std::max(1, w_.opt.iterations - w_.opt.warmup);
     result.opUs.resize(opSum_.size());
     result.workUs.resize(opSum_.size());
     for (std::size_t i = 0; i < opSum_.size(); i++) {
-      result.opUs[i] = opSum_[i] / w_.opt.iterations;
-      result.workUs[i] = workSum_[i] / w_.opt.iterations;
+      result.opUs[i] = opSum_[i] / timed;
+      result.workUs[i] = workSum_[i] / timed;
     }
     result.cpuUs.resize(cpuSum_.size());
-    for (std::size_t i = 0; i < cpuSum_.size(); i++) result.cpuUs[i] = cpuSum_[i] / w_.opt.iterations;
+    for (std::size_t i = 0; i < cpuSum_.size(); i++) result.cpuUs[i] = cpuSum_[i] / timed;
   }
 };
 

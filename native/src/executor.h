@@ -14,7 +14,11 @@ namespace fsmoe {
 
 struct RunOptions {
   int iterations = 1;
+  /** The first `warmup` iterations run but are left out of the per-op means (first touches of the arena, cold caches). */
+  int warmup = 0;
   int64_t timeoutMs = 10000;
+  /** Copy the last iteration's outputs, gradients and routing into the result (verification needs them; a timing run does not). */
+  bool capture = true;
   /** Skip every kernel and collective: measures the executor's own cost per op. */
   bool emptyKernels = false;
   /** Seeded faults: (rank, op) pairs whose op that rank skips. */

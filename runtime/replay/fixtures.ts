@@ -109,7 +109,7 @@ export function modelJobSource(s: ModelJobSpec): string {
   device        = device { peak_flops = 10 TFLOP/s, memory = 16 GiB, memory_bandwidth = 100 GB/s }
   intra         = link { bandwidth = 10 GB/s, latency = 2 us }
   inter         = link { bandwidth = 10 Gb/s, latency = 10 us }
-  nics_per_node = 1
+  nics_per_node = 1${s.profile ? `\n  profile       = ${JSON.stringify(s.profile)}` : ""}
 }
 
 model host_model {

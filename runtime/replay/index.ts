@@ -28,8 +28,12 @@ export interface RouterOptions {
 /** Options of a host replay. */
 export interface ReplayOptions {
   readonly iterations?: number;
+  /** Iterations left out of the per-op means (opUs, workUs, cpuUs), fewer than `iterations` (default 0). */
+  readonly warmup?: number;
   /** How long a collective or an event may wait before the run fails (ms, default 10 000). */
   readonly timeoutMs?: number;
+  /** Return the last iteration's tensors and routing (default true; verification needs them, timing runs can save the memory). */
+  readonly capture?: boolean;
   /** Skip every kernel and collective (measures the executor's cost per op). */
   readonly emptyKernels?: boolean;
   /** Seeded faults: ops that one rank skips. */
@@ -57,8 +61,10 @@ export function planFor(job: TrainJob, strategy: StrategyName, version = "0.0.0"
 function optionsJson(o: ReplayOptions): string {
   return JSON.stringify({
     iterations: o.iterations ?? 1,
+    ...(o.warmup !== undefined && { warmup: o.warmup }),
     timeoutMs: o.timeoutMs ?? 10_000,
     emptyKernels: o.emptyKernels ?? false,
+    ...(o.capture === false && { capture: false }),
     ...(o.skip && { skip: o.skip }),
     ...(o.spinUs !== undefined && { spinUs: o.spinUs }),
   });

@@ -2,18 +2,25 @@
  * `fsmoec profile --backend host` (ARCHITECTURE.md, "Runtime": profiling, the paper's online
  * profiling): time every op class on the host backend over a sweep of sizes, fit t = α + β·n by
  * least squares per class (and per group for collectives, per direction and GEMM count for the
- * expert FFN), and return a profile (`fsmoe-profile/1`, compiler/cost/profiles.ts) that a
+ * expert FFN, per kind and direction for dense GEMMs and memory-bound kernels) on each op's
+ * thread CPU time, measure the executor's own cost per op and the cores the ranks share, and
+ * return a profile (`fsmoe-profile/1`, compiler/cost/profiles.ts) that a
  * cluster's `profile` field can name, so that predicted and measured times can be compared on
  * the same machine.
  */
+import { availableParallelism } from "node:os";
 import type { Profile, ProfileEntry } from "../../compiler/cost/profiles.js";
+import { opClass } from "../../compiler/graph/pricing.js";
+import { COLLECTIVES, type OpKind } from "../../compiler/graph/types.js";
 import type { Plan } from "../../compiler/plan/schema.js";
-import { checkedJob, layerJobSource, type LayerJobSpec } from "./fixtures.js";
+import { checkedJob, layerJobSource, modelJobSource, type LayerJobSpec, type ModelJobSpec } from "./fixtures.js";
 import { planFor, replay } from "./index.js";
 
-/** One measured op: its class key, size (elements or MACs) and median time over ranks. */
+/** One measured op: its class key, size (elements or MACs) and median CPU time over ranks. */
 export interface Sample {
   readonly op: ProfileEntry["op"];
+  /** The op kind, for classes that hold several (dense GEMMs, memory-bound kernels). */
+  readonly kind?: OpKind;
   readonly group?: string;
   readonly dir?: "fwd" | "bwd";
   readonly gemms?: number;
@@ -54,54 +61,62 @@ export function fitLine(points: readonly { n: number; us: number }[]): Fit {
 }
 
 /**
- * The samples of one replayed plan: per op, the median over ranks of its mean time — for
- * collectives the transfer alone, without the wait for peers that the schedule's dependencies
- * (and so the simulation) account for.
+ * The samples of one replayed plan: per op, the median over ranks of the CPU time of the thread
+ * that ran it — its cost on a core of its own. Wall times on this machine also hold the time
+ * slices other ranks' threads took and, for collectives, the wait for peers; the simulator
+ * adds both back (shared cores, the schedule's dependencies). Ops of size 0 cost nothing and
+ * are left out.
  */
-export function samplesOf(plan: Plan, opUs: readonly Float64Array[]): Sample[] {
+export function samplesOf(plan: Plan, cpuUs: readonly Float64Array[]): Sample[] {
   const gemms = plan.job.model.activation === "swiglu" || plan.job.model.activation === "geglu" ? 3 : 2;
   const out: Sample[] = [];
   for (const op of plan.ops) {
-    const times = opUs.map((r) => r[op.id]!).sort((a, b) => a - b);
+    const times = cpuUs.map((r) => r[op.id]!).sort((a, b) => a - b);
     const us = times[times.length >> 1]!;
-    switch (op.kind) {
-      case "all_to_all":
-      case "all_gather":
-      case "reduce_scatter":
-      case "all_reduce":
-        if (op.group !== undefined && plan.groups.find((g) => g.name === op.group)!.size > 1) out.push({ op: op.kind, group: op.group, n: op.elements, us });
-        break;
-      case "expert":
-        out.push({ op: "expert_gemm", dir: op.dir, gemms, n: op.macs, us });
-        break;
-      case "gate":
-        // The router GEMM dominates the gate: its line prices the host's small dense GEMMs.
-        if (op.dir === "fwd") out.push({ op: "dense_gemm", n: op.macs, us });
-        break;
-      case "order":
-      case "iorder":
-        out.push({ op: "memory", n: op.elements, us });
-        break;
-      default:
-        break;
+    const kind = op.kind as OpKind;
+    if (COLLECTIVES.has(kind)) {
+      if (op.group !== undefined && plan.groups.find((g) => g.name === op.group)!.size > 1 && op.elements > 0) out.push({ op: op.kind as ProfileEntry["op"], group: op.group, n: op.elements, us });
+    } else if (kind === "expert") {
+      if (op.macs > 0) out.push({ op: "expert_gemm", dir: op.dir, gemms, n: op.macs, us });
+    } else if (kind === "gate") {
+      // The router GEMM and the routing function: one line by MACs (the cost model adds the memory line of kind gate, fitted as zero).
+      if (op.macs > 0) out.push({ op: "dense_gemm", kind, dir: op.dir, n: op.macs, us });
+    } else {
+      const cls = opClass(kind);
+      const n = cls === "dense_gemm" ? op.macs : op.elements;
+      if (n > 0) out.push({ op: cls as ProfileEntry["op"], kind, dir: op.dir, n, us });
     }
   }
   return out;
 }
 
-/** Group samples by class key and fit each. */
-export function fitSamples(samples: readonly Sample[]): (ProfileEntry & { r2: number; samples: number })[] {
+/** A fitted entry with its quality. */
+export type FittedEntry = ProfileEntry & { readonly r2: number; readonly samples: number };
+
+/**
+ * Group samples by class key and fit each: per kind where a class holds several, and per class
+ * over all its kinds (what a query without a kind gets). The gate's line covers its routing,
+ * so the memory line of kind gate is zero.
+ */
+export function fitSamples(samples: readonly Sample[]): FittedEntry[] {
   const groups = new Map<string, Sample[]>();
+  const add = (key: readonly unknown[], s: Sample) => {
+    const k = JSON.stringify(key);
+    const list = groups.get(k);
+    if (list) list.push(s);
+    else groups.set(k, [s]);
+  };
   for (const s of samples) {
-    const key = JSON.stringify([s.op, s.group ?? null, s.dir ?? null, s.gemms ?? null]);
-    groups.set(key, [...(groups.get(key) ?? []), s]);
+    add([s.op, s.kind ?? null, s.group ?? null, s.dir ?? null, s.gemms ?? null], s);
+    if (s.kind !== undefined && s.kind !== "gate") add([s.op, null, s.group ?? null, s.dir ?? null, s.gemms ?? null], { ...s, kind: undefined });
   }
-  const out: (ProfileEntry & { r2: number; samples: number })[] = [];
+  const out: FittedEntry[] = [];
   for (const list of groups.values()) {
     const s = list[0]!;
     const f = fitLine(list);
     out.push({
       op: s.op,
+      ...(s.kind !== undefined && { kind: s.kind }),
       ...(s.group !== undefined && { group: s.group }),
       ...(s.dir !== undefined && { dir: s.dir }),
       ...(s.gemms !== undefined && { gemms: s.gemms }),
@@ -111,39 +126,77 @@ export function fitSamples(samples: readonly Sample[]): (ProfileEntry & { r2: nu
       samples: f.samples,
     });
   }
-  return out.sort((a, b) => a.op.localeCompare(b.op) || (a.group ?? "").localeCompare(b.group ?? "") || (a.dir ?? "").localeCompare(b.dir ?? "") || (a.gemms ?? 0) - (b.gemms ?? 0));
+  if (samples.some((s) => s.kind === "gate")) out.push({ op: "memory", kind: "gate", alphaUs: 0, betaUs: 0, r2: 1, samples: 0 });
+  return out.sort(
+    (a, b) =>
+      a.op.localeCompare(b.op) || (a.kind ?? "").localeCompare(b.kind ?? "") || (a.group ?? "").localeCompare(b.group ?? "") || (a.dir ?? "").localeCompare(b.dir ?? "") || (a.gemms ?? 0) - (b.gemms ?? 0),
+  );
 }
 
-/** The sweep: 4 ranks (2 nodes × 2, ESP over the node, EP over the rail), hidden 32…256, 32 or 128 tokens per rank, 2- and 3-GEMM experts. */
-export function sweepSpecs(): LayerJobSpec[] {
-  const out: LayerJobSpec[] = [];
+/**
+ * The executor's own CPU time per op and rank in one replay: the process's CPU time in an
+ * iteration (median over the timed ones) less what the ops' threads spent inside the ops, over
+ * ranks × ops. It covers issuing, queues, events and the wake-ups of a thread per stream.
+ */
+export function dispatchOf(plan: Plan, result: { readonly iterationCpuUs: readonly number[]; readonly ranks: readonly { readonly cpuUs: Float64Array }[] }, warmup: number): number {
+  const iters = result.iterationCpuUs.slice(warmup).sort((a, b) => a - b);
+  if (iters.length === 0 || plan.ops.length === 0) return 0;
+  const process = iters[iters.length >> 1]!;
+  let inOps = 0;
+  for (const r of result.ranks) for (const x of r.cpuUs) inOps += x;
+  return Math.max(0, (process - inOps) / (result.ranks.length * plan.ops.length));
+}
+
+/** One job of the sweep: a layer job (the MoE block alone) or a model job (attention, dense FFN, embedding, LM head and loss too). */
+export type SweepSpec = ({ readonly model?: false } & LayerJobSpec) | ({ readonly model: true } & ModelJobSpec);
+
+/**
+ * The sweep, 4 ranks (2 nodes × 2) throughout: layer jobs (ESP over the node, EP over the rail)
+ * of hidden 32 … 256, 32 or 128 tokens per rank, 2- and 3-GEMM experts; and model jobs with tp 2,
+ * esp 2, ep 2 (the layout of examples/tiny.moe) of hidden 32 … 128.
+ */
+export function sweepSpecs(): SweepSpec[] {
+  const out: SweepSpec[] = [];
   for (const activation of ["gelu", "swiglu"] as const)
     for (const hidden of [32, 64, 128, 256])
       for (const seqLen of [32, 128]) out.push({ nodes: 2, gpus: 2, hidden, expertHidden: 2 * hidden, seqLen, microBatch: 2, activation, pipeline: "2", schedule: "fsmoe" });
+  for (const hidden of [32, 64, 128])
+    for (const seqLen of [16, 32])
+      out.push({ model: true, nodes: 2, gpus: 2, layers: 2, hidden, expertHidden: 2 * hidden, ffnHidden: 2 * hidden, vocab: 256, seqLen, microBatch: 2, parallel: "tp = 2, esp = 2, ep = 2, edp = 1", pipeline: "2", schedule: "fsmoe" });
   return out;
 }
 
-/** Profile the host backend: replay the sweep, fit, and return the profile with each fit's quality. */
+/** Profile the host backend: replay the sweep, fit, and return the profile with each fit's quality and the executor's cost per op. */
 export async function profileHost(
-  options: { iterations?: number; name?: string; specs?: readonly LayerJobSpec[]; onProgress?: (done: number, total: number) => void } = {},
-): Promise<{ profile: Profile; fits: ReturnType<typeof fitSamples> }> {
+  options: { iterations?: number; name?: string; specs?: readonly SweepSpec[]; onProgress?: (done: number, total: number) => void } = {},
+): Promise<{ profile: Profile; fits: FittedEntry[]; dispatchUs: number }> {
   const specs = options.specs ?? sweepSpecs();
+  const iterations = options.iterations ?? 5;
+  const warmup = iterations > 1 ? 1 : 0;
   const samples: Sample[] = [];
+  const dispatch: number[] = [];
   for (const [i, spec] of specs.entries()) {
-    const job = checkedJob(layerJobSource(spec));
+    const job = checkedJob(spec.model ? modelJobSource(spec) : layerJobSource(spec));
     const { plan, diagnostics } = planFor(job, "fsmoe");
     if (!plan) throw new Error(`the profiling job does not compile: ${diagnostics.map((d) => d.message).join("; ")}`);
-    const r = await replay(plan, { iterations: options.iterations ?? 5, timeoutMs: 60_000 });
+    const r = await replay(plan, { iterations, warmup, timeoutMs: 60_000 });
     if (!r.ok) throw new Error(r.error);
-    samples.push(...samplesOf(plan, r.ranks.map((x) => x.workUs)));
+    samples.push(...samplesOf(plan, r.ranks.map((x) => x.cpuUs)));
+    dispatch.push(dispatchOf(plan, r, warmup));
     options.onProgress?.(i + 1, specs.length);
   }
   const fits = fitSamples(samples);
+  const sorted = [...dispatch].sort((a, b) => a - b);
+  const dispatchUs = Math.round((sorted[sorted.length >> 1] ?? 0) * 1000) / 1000;
+  const cores = availableParallelism();
   const profile: Profile = {
     format: "fsmoe-profile/1",
     name: options.name ?? "host",
-    description: `Fitted on the host backend (fp32 kernels, ranks as threads, in-process collectives) by fsmoec profile: ${specs.length} layer jobs on 4 ranks, α in µs, β in µs per element or MAC.`,
+    description:
+      `Fitted on the host backend (fp32 kernels, ranks as threads, in-process collectives) by fsmoec profile: ${specs.length} jobs on 4 ranks, ` +
+      `α in µs, β in µs per element or MAC, from each op's thread CPU time (its cost on a core of its own); the ranks share ${cores} core${cores === 1 ? "" : "s"} and the executor costs ${dispatchUs} µs of CPU per op.`,
     entries: fits.map(({ r2: _r2, samples: _n, ...e }) => e),
+    host: { cores, dispatchUs },
   };
-  return { profile, fits };
+  return { profile, fits, dispatchUs };
 }

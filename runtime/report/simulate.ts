@@ -46,6 +46,7 @@ export function modelLine(sim: Simulation): string {
     o.contention ? `NICs and intra-node links shared max-min fair between concurrent ops (${sim.origin})` : "no link contention (each op takes its planned time)",
     o.interference > 1 ? `compute ${o.interference}× slower beside communication` : "no interference",
     o.skew ? `expert loads ${skewText(o.skew)}, collectives wait for the slowest rank` : "balanced loads, ranks symmetric",
+    ...(o.sharedCores ? [`the ranks share ${o.sharedCores.cores} CPU core${o.sharedCores.cores === 1 ? "" : "s"}, ${o.sharedCores.dispatchUs} µs of executor per op (host profile)`] : []),
   ];
   return parts.join("; ");
 }
@@ -150,7 +151,7 @@ export function simulationJson(sim: Simulation): unknown {
     strategy: plan.strategy,
     source: plan.source.file,
     ops: plan.ops.length,
-    options: { contention: sim.options.contention, interference: sim.options.interference, skew: skewText(sim.options.skew) },
+    options: { contention: sim.options.contention, interference: sim.options.interference, skew: skewText(sim.options.skew), ...(sim.options.sharedCores && { sharedCores: sim.options.sharedCores }) },
     links: sim.origin,
     ok: run.ok,
     ...(!run.ok && { stuck: run.stuck.map((i) => plan.ops[i]!.id) }),

@@ -12,9 +12,13 @@
  * ranks of a node running the same op, so what is added here is sharing between *different*
  * ops), each link is water-filled among the ops on it, and an op progresses at the smallest
  * allocated / needed ratio over its links. Compute kernels run `1 / interference` as fast
- * while any communication kernel runs. Rates only ever drop below 1, so neither contention nor
- * interference can make a plan faster; with both off the engine reproduces the scheduler's
- * timeline (graph/timeline.ts) exactly, to the last bit.
+ * while any communication kernel runs. On a machine whose ranks share CPU cores (a host
+ * profile's `host` section: ranks are threads of one process), every op — kernel or collective,
+ * both are CPU work there — also pays the executor's cost per op, and the ops running across
+ * all W ranks share the cores: each runs at min(1, cores / (W · running here)), since every rank
+ * runs the same ops at the same time. Rates only ever drop below 1, so none of these effects can
+ * make a plan faster; with all off the engine reproduces the scheduler's timeline
+ * (graph/timeline.ts) exactly, to the last bit.
  *
  * Between events it accounts each resource's busy time (compute kernels, intra links, NICs),
  * each stream's, the communication time no compute kernel hides, and the time each effect
@@ -58,11 +62,22 @@ export interface EngineResult {
   readonly nic: Effect;
   readonly intra: Effect;
   readonly interference: Effect;
+  /** Ops slowed because the ranks' running ops outnumbered the shared cores (zero without shared cores). */
+  readonly cores: Effect;
+}
+
+/** Ranks sharing CPU cores, as the engine applies it. */
+export interface CoreSharing {
+  /** Cores per rank: the shared cores over the ranks (W), which all run the same ops at once. */
+  readonly perRank: number;
+  /** Added to every op's time alone (µs): the executor's own cost per op. */
+  readonly dispatchUs: number;
 }
 
 const NIC = 1;
 const INTRA = 2;
 const INTERFERENCE = 4;
+const CORES = 8;
 
 /** Max-min fair shares of one unit of capacity among demands `u` (each ≤ 1), written to `out`. */
 function waterFill(u: Float64Array, idx: Int32Array, k: number, out: Float64Array): void {
@@ -87,7 +102,7 @@ function waterFill(u: Float64Array, idx: Int32Array, k: number, out: Float64Arra
 }
 
 /** Run the engine on a prepared plan. */
-export function runEngine(p: Prepared, contention: boolean, interference: number): EngineResult {
+export function runEngine(p: Prepared, contention: boolean, interference: number, cores: CoreSharing | null = null): EngineResult {
   const { n, base, waitStart, waits, comm, nicUse, intraUse, lists } = p;
   const start = new Float64Array(n);
   const end = new Float64Array(n);
@@ -103,7 +118,9 @@ export function runEngine(p: Prepared, contention: boolean, interference: number
   const since = new Float64Array(3);
   const projected = new Float64Array(3);
   const limit = new Uint8Array(3);
-  const slowModel = contention || interference > 1;
+  const perRank = cores ? cores.perRank : Infinity;
+  const dispatch = cores ? cores.dispatchUs : 0;
+  const slowModel = contention || interference > 1 || perRank < 3;
   const slowFactor = interference > 1 ? 1 / interference : 1;
 
   // Scratch for the water-filling.
@@ -121,6 +138,7 @@ export function runEngine(p: Prepared, contention: boolean, interference: number
   let addedNic = 0;
   let addedIntra = 0;
   let addedInterference = 0;
+  let addedCores = 0;
 
   const newRate = new Float64Array(3);
   const why = new Uint8Array(3);
@@ -150,7 +168,7 @@ export function runEngine(p: Prepared, contention: boolean, interference: number
   const setRates = () => {
     let running = 0;
     for (let s = 0; s < 3; s++) if (run[s]! >= 0) running++;
-    if (running < 2) {
+    if (running < 2 && perRank >= 1) {
       // Alone, an op runs at its planned speed: nothing to share, nothing to interfere with.
       for (let s = 0; s < 3; s++) {
         limit[s] = 0;
@@ -179,6 +197,15 @@ export function runEngine(p: Prepared, contention: boolean, interference: number
             newRate[s] = slowFactor;
             why[s] = INTERFERENCE;
           }
+        }
+      }
+    }
+    if (perRank < running) {
+      const cap = perRank / running;
+      for (let s = 0; s < 3; s++) {
+        if (run[s]! >= 0 && cap < newRate[s]!) {
+          newRate[s] = cap;
+          why[s] = CORES;
         }
       }
     }
@@ -227,7 +254,8 @@ export function runEngine(p: Prepared, contention: boolean, interference: number
         head[s] = h + 1;
         prev[s] = i;
         again = true;
-        if (base[i]! <= 0) {
+        const work = base[i]! + dispatch;
+        if (work <= 0) {
           end[i] = t;
           done[i] = 1;
           completed++;
@@ -235,9 +263,9 @@ export function runEngine(p: Prepared, contention: boolean, interference: number
         }
         run[s] = i;
         rate[s] = 1;
-        remaining[s] = base[i]!;
+        remaining[s] = work;
         since[s] = t;
-        projected[s] = t + base[i]!;
+        projected[s] = t + work;
         limit[s] = 0;
         changed = true;
       }
@@ -266,6 +294,7 @@ export function runEngine(p: Prepared, contention: boolean, interference: number
           const lost = dt * (1 - rate[s]!);
           if (limit[s] === NIC) addedNic += lost;
           else if (limit[s] === INTRA) addedIntra += lost;
+          else if (limit[s] === CORES) addedCores += lost;
           else addedInterference += lost;
         }
       }
@@ -309,6 +338,7 @@ export function runEngine(p: Prepared, contention: boolean, interference: number
     nic: effect(NIC, addedNic),
     intra: effect(INTRA, addedIntra),
     interference: effect(INTERFERENCE, addedInterference),
+    cores: effect(CORES, addedCores),
   };
 }
 

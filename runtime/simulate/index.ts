@@ -9,12 +9,13 @@
  */
 import type { Plan } from "../../compiler/plan/schema.js";
 import { checkBlocks, type BlockCheck } from "./blocks.js";
+import type { SharedCores } from "../../compiler/cost/model.js";
 import { criticalPath, runEngine, type EngineResult } from "./engine.js";
 import { prepare, type Prepared, type SimulationInput, type SimulationOptions } from "./input.js";
 import { BALANCED_ROUTERS, skewText, type LayerSkew, type Skew } from "./skew.js";
 
 export { AGREEMENT, checkBlocks, type BlockCheck } from "./blocks.js";
-export { criticalPath, runEngine, type Busy, type Effect, type EngineResult } from "./engine.js";
+export { criticalPath, runEngine, type Busy, type CoreSharing, type Effect, type EngineResult } from "./engine.js";
 export { inputFromCompiled, inputFromPlan, linkBytes, linksOf, prepare, pricerOf, type Links, type Prepared, type SimulationInput, type SimulationOptions } from "./input.js";
 export { BALANCED_ROUTERS, expertShares, layerSkews, parseSkew, skewText, type LayerSkew, type Skew } from "./skew.js";
 
@@ -23,6 +24,8 @@ export interface ResolvedOptions {
   readonly contention: boolean;
   readonly interference: number;
   readonly skew: Skew | null;
+  /** The ranks share CPU cores (a host profile), or null. */
+  readonly sharedCores: SharedCores | null;
 }
 
 /** A simulated plan. */
@@ -40,17 +43,24 @@ export interface Simulation {
   readonly blocks: readonly BlockCheck[];
 }
 
-/** Fill in the defaults: contention on, no interference, no skew. */
+/** Fill in the defaults: contention on, no interference, no skew, no shared cores. */
 export function resolveOptions(o: SimulationOptions = {}): ResolvedOptions {
-  return { contention: o.contention ?? true, interference: Math.max(1, o.interference ?? 1), skew: o.skew ?? null };
+  return { contention: o.contention ?? true, interference: Math.max(1, o.interference ?? 1), skew: o.skew ?? null, sharedCores: o.sharedCores ?? null };
 }
 
 /** Simulate a plan. */
 export function simulate(input: SimulationInput, options: SimulationOptions = {}): Simulation {
   // Without an explicit factor, the cost model's own interference (a profile may fit one).
-  const o = resolveOptions({ ...options, interference: options.interference ?? input.pricer?.model.interference });
+  // Likewise its shared cores (a host profile fits them).
+  const o = resolveOptions({
+    ...options,
+    interference: options.interference ?? input.pricer?.model.interference,
+    sharedCores: options.sharedCores === undefined ? (input.pricer?.model.sharedCores ?? null) : options.sharedCores,
+  });
   const prepared = prepare(input, o);
-  const run = runEngine(prepared, o.contention, o.interference);
+  const world = input.plan.job.cluster.nodes * input.plan.job.cluster.gpusPerNode;
+  const cores = o.sharedCores ? { perRank: o.sharedCores.cores / world, dispatchUs: o.sharedCores.dispatchUs } : null;
+  const run = runEngine(prepared, o.contention, o.interference, cores);
   return {
     plan: input.plan,
     options: o,
@@ -78,6 +88,11 @@ export function departures(sim: Simulation): string[] {
   }
   if (r.nic.ops > 0) out.push(`contention on the NIC: ${r.nic.ops} ops shared it with another op, adding ${ms(r.nic.addedUs)} to their durations`);
   if (r.intra.ops > 0) out.push(`contention on the intra-node links: ${r.intra.ops} ops shared them with another op, adding ${ms(r.intra.addedUs)}`);
+  if (sim.options.sharedCores) {
+    const c = sim.options.sharedCores;
+    const world = sim.plan.job.cluster.nodes * sim.plan.job.cluster.gpusPerNode;
+    out.push(`the ${world} ranks share ${c.cores} CPU core${c.cores === 1 ? "" : "s"} (a host profile): every op pays the executor's ${c.dispatchUs.toFixed(2)} µs per op, and ${r.cores.ops} ops ran slower because the ranks' running ops outnumbered the cores, adding ${ms(r.cores.addedUs)}`);
+  }
   if (r.interference.ops > 0) out.push(`interference ${sim.options.interference}: ${r.interference.ops} compute kernels ran beside a communication kernel, adding ${ms(r.interference.addedUs)}`);
   return out;
 }

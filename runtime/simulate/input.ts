@@ -14,6 +14,7 @@ import { check } from "../../compiler/check/check.js";
 import type { Cluster, TrainJob } from "../../compiler/check/program.js";
 import { programText, type Compiled } from "../../compiler/compile/index.js";
 import { costModelFor } from "../../compiler/cost/index.js";
+import type { SharedCores } from "../../compiler/cost/model.js";
 import { hasErrors } from "../../compiler/diagnostics/diagnostic.js";
 import { Pricer } from "../../compiler/graph/pricing.js";
 import { COLLECTIVES, type OpKind } from "../../compiler/graph/types.js";
@@ -48,6 +49,8 @@ export interface SimulationOptions {
   readonly interference?: number;
   /** Per-expert load skew (default none: FSMoE's balanced loads). */
   readonly skew?: Skew | null;
+  /** Ranks share CPU cores (default: the cost model's, which a host profile sets; null: none). */
+  readonly sharedCores?: SharedCores | null;
 }
 
 /** The link figures of a cluster. */
