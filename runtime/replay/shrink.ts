@@ -114,7 +114,8 @@ export function shrink(job: TrainJob, options: ShrinkOptions = {}): Shrunk {
         expertHidden,
         groups,
         topkGroups,
-        sharedHidden: Math.min(moe.sharedHidden, expertHidden),
+        // The shared experts run as one FFN split over tp: their units must divide by it.
+        sharedHidden: roundUp(Math.min(moe.sharedHidden, expertHidden), tp2),
       },
       moeLayers,
       dtype: "fp32",
