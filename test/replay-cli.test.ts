@@ -140,12 +140,6 @@ describe.skipIf(!addon)("fsmoec run --backend host", () => {
     }
   });
 
-  it("refuses multi-head latent attention with a clear message", async () => {
-    const r = await fsmoec("run", "examples/deepseek-v3.moe", "--shrink");
-    expect(r.code).toBe(1);
-    expect(r.err).toMatch(/the host backend rejects this plan: job\.model\.attention: multi-head latent attention \(mla\) is not supported by the host backend yet/);
-  });
-
   it("refuses a job too large for the host and points at --shrink", async () => {
     const r = await fsmoec("run", "examples/layer-sweep.moe", "--job", "layer_job");
     expect(r.code).toBe(1);

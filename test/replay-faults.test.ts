@@ -70,7 +70,7 @@ describe.skipIf(!addon)("hostile plans are rejected before execution", () => {
     return JSON.stringify(p);
   };
   const modelCases: readonly { name: string; text: () => string; message: RegExp }[] = [
-    { name: "multi-head latent attention", text: () => mutatedModel((p) => ((p.job.model.attention as { kind: string }).kind = "mla")), message: /multi-head latent attention \(mla\) is not supported by the host backend yet/ },
+    { name: "multi-head latent attention without its ranks", text: () => mutatedModel((p) => ((p.job.model.attention as { kind: string }).kind = "mla")), message: /job\.model\.attention\.qLoraRank/ },
     { name: "key/value heads that do not split over tp", text: () => mutatedModel((p) => Object.assign(p.job.model.attention!, { kvHeads: 1 })), message: /key\/value heads do not split over tp = 2/ },
     { name: "a vocabulary that does not split over tp", text: () => mutatedModel((p) => ((p.job.model as { vocab: number }).vocab = 63)), message: /does not split over tp = 2/ },
     { name: "a model without a vocabulary", text: () => mutatedModel((p) => ((p.job.model as { vocab: number | null }).vocab = null)), message: /models with a vocabulary/ },

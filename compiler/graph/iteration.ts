@@ -304,8 +304,10 @@ export function buildIteration(w: Workload, schedule: Schedule, pricer: Pricer):
       }
       gradReady[l] = g.op;
       if (last && tp > 1) {
-        // Sequence parallelism: norm and router gradients are partial sums over tp.
-        gradReady[l] = op({ kind: "all_reduce", stream: "intra", layer: l, dir: "bwd", microBatch: mb, chunk: -1, role: "sp_grad_allreduce", deps: [gradReady[l]!], accesses: [acc(gradBuf[l]!, lw.seqParallelParams * bytes, true)], elements: lw.seqParallelParams, macs: 0, group: "tp" });
+        // Sequence parallelism: norm and router gradients are partial sums over tp, and so are
+        // those of attention parameters every tp rank holds whole (MLA's down-projections), which
+        // follow them: the attention region starts at gradOffset with them.
+        gradReady[l] = op({ kind: "all_reduce", stream: "intra", layer: l, dir: "bwd", microBatch: mb, chunk: -1, role: "sp_grad_allreduce", deps: [gradReady[l]!], accesses: [acc(gradBuf[l]!, lw.tpReducedParams * bytes, true)], elements: lw.tpReducedParams, macs: 0, group: "tp" });
       }
       if (last) placeGrads(schedule.gradients.immediate.get(l), ctx);
     }

@@ -15,6 +15,12 @@ export interface DenseSizes {
   readonly macs: number;
   /** Parameters this rank holds (replicated over dp). */
   readonly params: number;
+  /**
+   * Of those, the ones every tp rank holds whole although each backpropagates only its own heads
+   * (MLA's down-projections and lora norms), laid out first: their gradients are partial sums over
+   * tp, all-reduced over tp like the sequence-parallel norms. 0 for everything else.
+   */
+  readonly replicatedParams: number;
 }
 
 function gemms(activation: string): number {
@@ -42,14 +48,16 @@ export function attentionSizes(job: TrainJob, a: Attention): DenseSizes {
     // Down-projections are replicated; up-projections and the output projection split heads.
     const proj = M * qLora + qLora * h * qk + M * (kvLora + a.ropeDim!) + kvLora * h * (a.qkNopeDim! + v) + h * v * M;
     const core = (B * h * L * L * (qk + v)) / 2;
-    const params = M * qLora + qLora * h * qk + M * (kvLora + a.ropeDim!) + kvLora * h * (a.qkNopeDim! + v) + h * v * M + qLora + kvLora;
-    return { gatherElements: gather, macs: B * L * proj + core, params };
+    // Laid out [Wdq | Wdkv | q norm | kv norm] (replicated), then [Wuq | Wukv | Wo] (this rank's heads).
+    const replicatedParams = M * qLora + M * (kvLora + a.ropeDim!) + qLora + kvLora;
+    const params = replicatedParams + qLora * h * qk + kvLora * h * (a.qkNopeDim! + v) + h * v * M;
+    return { gatherElements: gather, macs: B * L * proj + core, params, replicatedParams };
   }
   const kv = perRank(a.kvHeads, tp);
   const d = a.headDim;
   const proj = M * (h + 2 * kv) * d + h * d * M;
   const core = (B * h * L * L * d * 2) / 2;
-  return { gatherElements: gather, macs: B * L * proj + core, params: proj };
+  return { gatherElements: gather, macs: B * L * proj + core, params: proj, replicatedParams: 0 };
 }
 
 /** A dense FFN of `hidden` units (dense layers, or `count` shared experts), split over tp. */
@@ -57,7 +65,7 @@ export function ffnSizes(job: TrainJob, hidden: number, activation: string, coun
   const tp = job.parallel.tp;
   const M = job.model.hidden;
   const params = (count * M * hidden * gemms(activation)) / tp;
-  return { gatherElements: tp > 1 ? job.microBatch * job.seqLen * M : 0, macs: job.microBatch * job.seqLen * params, params };
+  return { gatherElements: tp > 1 ? job.microBatch * job.seqLen * M : 0, macs: job.microBatch * job.seqLen * params, params, replicatedParams: 0 };
 }
 
 /** Embedding, LM head and loss (vocab-parallel over tp); absent without a vocabulary. */
@@ -84,7 +92,7 @@ export function headSizes(job: TrainJob): HeadSizes | null {
   const lmParams = vLocal * M;
   return {
     embedElements: tokens * M,
-    lmHead: { gatherElements: tp > 1 ? tokens * M : 0, macs: tokens * lmParams, params: lmParams },
+    lmHead: { gatherElements: tp > 1 ? tokens * M : 0, macs: tokens * lmParams, params: lmParams, replicatedParams: 0 },
     lossElements: tokens * vLocal,
     vocabLocal: vLocal,
     params: 2 * lmParams + M,

@@ -26,6 +26,12 @@ export interface LayerWork {
   readonly denseParams: number;
   /** The part of the dense parameters whose gradients are also summed over tp under sequence parallelism (norms, router). */
   readonly seqParallelParams: number;
+  /**
+   * The leading part of the dense gradient all-reduced over tp after the backward when tp > 1:
+   * the sequence-parallel parameters, then the attention parameters every tp rank holds whole
+   * (MLA's down-projections and lora norms, which start the attention region).
+   */
+  readonly tpReducedParams: number;
   /** Of those, the norms' (one weight vector of `hidden` per norm) and the router's: the dense gradient is laid out norms, router, attention, dense FFN or shared experts. */
   readonly normParams: number;
   readonly routerParams: number;
@@ -62,7 +68,8 @@ export function lower(job: TrainJob): Workload {
     const norms = attention ? 2 * M : M;
     const seqParallelParams = norms + (isMoe ? router : 0);
     const denseParams = (attention?.params ?? 0) + (ffn?.params ?? 0) + (shared?.params ?? 0) + seqParallelParams;
-    layers.push({ index: i, moe: isMoe, attention, ffn, shared, denseParams, seqParallelParams, normParams: norms, routerParams: isMoe ? router : 0, expertParams: isMoe ? experts : 0 });
+    const tpReducedParams = seqParallelParams + (attention?.replicatedParams ?? 0);
+    layers.push({ index: i, moe: isMoe, attention, ffn, shared, denseParams, seqParallelParams, tpReducedParams, normParams: norms, routerParams: isMoe ? router : 0, expertParams: isMoe ? experts : 0 });
   }
   const head = headSizes(job);
   return {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "mla.h"
 
 namespace fsmoe {
 
@@ -77,6 +78,7 @@ void projections(const Job& j, const AttentionLayout& a, const float* n, const f
 }  // namespace
 
 void attentionForward(const Job& j, const AttentionLayout& a, const float* n, const float* w, float* out, float* probs) {
+  if (a.mla) return mlaForward<float>(j, a, n, w, out, probs);
   const int64_t N = j.groupTokens, B = j.microBatch, L = j.seqLen, d = a.d;
   projections(j, a, n, w);
   tO.assign(N * a.h * d, 0.0f);
@@ -98,6 +100,7 @@ void attentionForward(const Job& j, const AttentionLayout& a, const float* n, co
 }
 
 void attentionBackward(const Job& j, const AttentionLayout& a, const float* n, const float* w, const float* dOut, const float* probs, float* dn, float* dw) {
+  if (a.mla) return mlaBackward<float>(j, a, n, w, dOut, dn, dw);  // recomputes the probabilities
   const int64_t N = j.groupTokens, B = j.microBatch, L = j.seqLen, d = a.d, M = a.M;
   const double scale = 1.0 / std::sqrt(double(d));
   projections(j, a, n, w);

@@ -1,5 +1,5 @@
 // fp32 host kernels of a model's dense parts (native/README.md, "The model"): RMS norm, causal multi-head
-// / grouped-query attention on a rank's heads, the FFN on a rank's hidden units, the
+// / grouped-query attention on a rank's heads (multi-head latent attention through mla.h), the FFN on a rank's hidden units, the
 // vocabulary-parallel embedding lookup and the pieces of the vocabulary-parallel cross-entropy,
 // with their backward. Sizes come from the validated plan; no kernel checks bounds itself.
 #pragma once
@@ -20,7 +20,8 @@ void rmsNormBackward(const float* s, const float* gamma, const float* dn, int64_
  * b · L + position): Q = n · Wq, K = n · Wk, V = n · Wv, per sequence and query head softmax(q · kᵀ
  * / √d) over the positions up to its own (query head i uses key/value head i / (h / kv)), and the
  * rank's partial output O · Wo. `probs` [B, h, L, L] (zero above the diagonal) is written when
- * given; the backward reads it when given and recomputes it otherwise.
+ * given; the backward reads it when given and recomputes it otherwise. A layout of multi-head
+ * latent attention (a.mla) runs mla.h's kernels instead (its backward always recomputes).
  */
 void attentionForward(const Job& j, const AttentionLayout& a, const float* n, const float* w, float* out, float* probs);
 /** dn (written) and the weights' gradient dw (accumulated, the shard's layout) from dOut. */

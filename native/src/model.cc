@@ -107,7 +107,18 @@ void makeFullExpert(const Job& j, int layer, int e, std::vector<float>& w1, std:
 // ── Model jobs ───────────────────────────────────────────────────────────────────────────────
 
 AttentionLayout attentionLayout(const Job& j, bool whole) {
-  return {j.hidden, whole ? j.heads : j.localHeads, whole ? j.kvHeads : j.localKvHeads, j.headDim};
+  AttentionLayout a{j.hidden, whole ? j.heads : j.localHeads, whole ? j.kvHeads : j.localKvHeads, j.headDim};
+  if (j.mla) {
+    a.mla = true;
+    a.kv = a.h;
+    a.d = 0;
+    a.qLora = j.qLoraRank;
+    a.kvLora = j.kvLoraRank;
+    a.nope = j.qkNopeDim;
+    a.rope = j.ropeDim;
+    a.v = j.vHeadDim;
+  }
+  return a;
 }
 
 int64_t ffnUnits(const Job& j, int layer, bool whole) {
@@ -117,34 +128,73 @@ int64_t ffnUnits(const Job& j, int layer, bool whole) {
 
 namespace {
 
+/** A norm's weight of n elements: 1 + U[-0.1, 0.1). */
+void fillNorm(const Job& j, const std::string& name, float* g, int64_t n) {
+  fillUniform(g, std::size_t(n), j.seed, tensorId(name), 0, 0.1f);
+  for (int64_t i = 0; i < n; i++) g[i] += 1.0f;
+}
+
 void makeNorm(const Job& j, const std::string& name, std::vector<float>& g) {
   g.resize(j.hidden);
-  fillUniform(g.data(), g.size(), j.seed, tensorId(name), 0, 0.1f);
-  for (float& x : g) x += 1.0f;
+  fillNorm(j, name, g.data(), j.hidden);
+}
+
+/**
+ * Rows × cols block of the whole row-major tensor `name` [rows, full] from column `first`, into
+ * dst (row stride cols), scaled.
+ */
+void fillColumns(const Job& j, const std::string& name, int64_t rows, int64_t full, int64_t first, int64_t cols, float scale, float* dst) {
+  const uint32_t id = tensorId(name);
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t c = 0; c < cols; c++) dst[r * cols + c] = uniformAt(j.seed, id, uint64_t(r * full + first + c), scale);
+}
+
+/** MLA's shard on tp rank t (AttentionLayout; the replicated part whole, heads t·h …). */
+void makeMlaWeights(const Job& j, int layer, int t, const AttentionLayout& a, std::vector<float>& w) {
+  const int64_t M = a.M, H = j.heads, h = a.h;
+  w.assign(a.size(), 0.0f);
+  const float sIn = 1.0f / std::sqrt(float(M));
+  fillColumns(j, Tensors::at(layer, "wdq"), M, a.qLora, 0, a.qLora, sIn, w.data() + a.wdq());
+  fillColumns(j, Tensors::at(layer, "wdkv"), M, a.kvLora + a.rope, 0, a.kvLora + a.rope, sIn, w.data() + a.wdkv());
+  fillNorm(j, Tensors::at(layer, "q_norm"), w.data() + a.gq(), a.qLora);
+  fillNorm(j, Tensors::at(layer, "kv_norm"), w.data() + a.gkv(), a.kvLora);
+  fillColumns(j, Tensors::at(layer, "wuq"), a.qLora, H * a.qk(), t * h * a.qk(), h * a.qk(), 1.0f / std::sqrt(float(a.qLora)), w.data() + a.wuq());
+  fillColumns(j, Tensors::at(layer, "wukv"), a.kvLora, H * (a.nope + a.v), t * h * (a.nope + a.v), h * (a.nope + a.v), 1.0f / std::sqrt(float(a.kvLora)), w.data() + a.wukv());
+  // Wo's rows t·h·v …: a contiguous block of the whole [H·v, M].
+  const uint32_t to = tensorId(Tensors::at(layer, "wo"));
+  const float sOut = 1.0f / std::sqrt(float(H * a.v));
+  for (int64_t r = 0; r < h * a.v; r++)
+    for (int64_t m = 0; m < M; m++) w[a.wo() + r * M + m] = uniformAt(j.seed, to, uint64_t((t * h * a.v + r) * M + m), sOut);
+}
+
+/** MHA / GQA's shard on tp rank t: query heads t·h … and key/value heads t·kv … (their groups line up: h / kv = heads / kvHeads). */
+void makeMhaWeights(const Job& j, int layer, int t, const AttentionLayout& a, std::vector<float>& attention) {
+  const int64_t M = a.M, d = a.d, H = j.heads, KV = j.kvHeads;
+  attention.assign(a.size(), 0.0f);
+  const float sIn = 1.0f / std::sqrt(float(M)), sOut = 1.0f / std::sqrt(float(H * d));
+  const uint32_t tq = tensorId(Tensors::at(layer, "wq")), tk = tensorId(Tensors::at(layer, "wk")), tv = tensorId(Tensors::at(layer, "wv")), to = tensorId(Tensors::at(layer, "wo"));
+  for (int64_t m = 0; m < M; m++) {
+    for (int64_t c = 0; c < a.h * d; c++) attention[a.wq() + m * a.h * d + c] = uniformAt(j.seed, tq, uint64_t(m * H * d + t * a.h * d + c), sIn);
+    for (int64_t c = 0; c < a.kv * d; c++) {
+      attention[a.wk() + m * a.kv * d + c] = uniformAt(j.seed, tk, uint64_t(m * KV * d + t * a.kv * d + c), sIn);
+      attention[a.wv() + m * a.kv * d + c] = uniformAt(j.seed, tv, uint64_t(m * KV * d + t * a.kv * d + c), sIn);
+    }
+  }
+  for (int64_t r = 0; r < a.h * d; r++)
+    for (int64_t m = 0; m < M; m++) attention[a.wo() + r * M + m] = uniformAt(j.seed, to, uint64_t((t * a.h * d + r) * M + m), sOut);
 }
 
 }  // namespace
 
 void makeDenseWeights(const Job& j, int layer, int rank, bool whole, DenseWeights& w) {
-  const int64_t M = j.hidden, d = j.headDim;
+  const int64_t M = j.hidden;
   const int t = whole ? 0 : tpIndex(j, rank);
   makeNorm(j, Tensors::at(layer, "attention_norm"), w.attentionNorm);
   makeNorm(j, Tensors::at(layer, "ffn_norm"), w.ffnNorm);
-  // Attention: this rank's query heads t·h … and key/value heads t·kv … (their groups line up: h / kv = heads / kvHeads).
   const AttentionLayout a = attentionLayout(j, whole);
-  const int64_t H = j.heads, KV = j.kvHeads;
-  w.attention.assign(a.size(), 0.0f);
-  const float sIn = 1.0f / std::sqrt(float(M)), sOut = 1.0f / std::sqrt(float(H * d));
-  const uint32_t tq = tensorId(Tensors::at(layer, "wq")), tk = tensorId(Tensors::at(layer, "wk")), tv = tensorId(Tensors::at(layer, "wv")), to = tensorId(Tensors::at(layer, "wo"));
-  for (int64_t m = 0; m < M; m++) {
-    for (int64_t c = 0; c < a.h * d; c++) w.attention[a.wq() + m * a.h * d + c] = uniformAt(j.seed, tq, uint64_t(m * H * d + t * a.h * d + c), sIn);
-    for (int64_t c = 0; c < a.kv * d; c++) {
-      w.attention[a.wk() + m * a.kv * d + c] = uniformAt(j.seed, tk, uint64_t(m * KV * d + t * a.kv * d + c), sIn);
-      w.attention[a.wv() + m * a.kv * d + c] = uniformAt(j.seed, tv, uint64_t(m * KV * d + t * a.kv * d + c), sIn);
-    }
-  }
-  for (int64_t r = 0; r < a.h * d; r++)
-    for (int64_t m = 0; m < M; m++) w.attention[a.wo() + r * M + m] = uniformAt(j.seed, to, uint64_t((t * a.h * d + r) * M + m), sOut);
+  const float sIn = 1.0f / std::sqrt(float(M));
+  if (a.mla) makeMlaWeights(j, layer, t, a, w.attention);
+  else makeMhaWeights(j, layer, t, a, w.attention);
   // The FFN: the dense FFN, or the shared experts as one FFN; this rank's units t·F ….
   const bool moe = j.isMoe(layer);
   const int64_t F = ffnUnits(j, layer, true), Fl = ffnUnits(j, layer, whole);

@@ -77,21 +77,42 @@ void makeFullExpert(const Job& j, int layer, int e, std::vector<float>& w1, std:
  * [W1 (M × F) | W3 (M × F, gated activations) | W2 (F × M)] for its units t·F …. Each is a slice
  * of the whole tensor ("L<l>.wq" [M, heads·d], "L<l>.wk", "L<l>.wv" [M, kvHeads·d], "L<l>.wo"
  * [heads·d, M], "L<l>.ffn.w1" or "L<l>.shared.w1" [M, units], … "w2" [units, M]) generated
- * element by element. The gradients the backward writes have the same layouts.
+ * element by element. MLA's shard is laid out as AttentionLayout says; its whole tensors are
+ * "L<l>.wdq" [M, qLora], "L<l>.wdkv" [M, kvLora + rope], "L<l>.q_norm" [qLora], "L<l>.kv_norm"
+ * [kvLora], "L<l>.wuq" [qLora, heads·(nope + rope)], "L<l>.wukv" [kvLora, heads·(nope + v)] and
+ * "L<l>.wo" [heads·v, M]. The gradients the backward writes have the same layouts.
  */
 struct DenseWeights {
   std::vector<float> attentionNorm, ffnNorm;
   std::vector<float> attention;
   std::vector<float> ffn;
 };
-/** Where each matrix of an attention shard starts (elements). */
+/**
+ * Where each matrix of an attention shard starts (elements). MHA / GQA: [Wq | Wk | Wv | Wo].
+ * MLA (`mla`, native/README.md "Multi-head latent attention"): first what every tp rank holds
+ * whole — Wdq (M × qLora), Wdkv (M × (kvLora + rope)), γq (qLora), γkv (kvLora) — then the
+ * rank's heads: Wuq (qLora × h·(nope + rope), per head [nope | rope]), Wukv (kvLora ×
+ * h·(nope + v), per head [k nope | v]), Wo (h·v × M).
+ */
 struct AttentionLayout {
   int64_t M, h, kv, d;
+  bool mla = false;
+  int64_t qLora = 0, kvLora = 0, nope = 0, rope = 0, v = 0;
   int64_t wq() const { return 0; }
   int64_t wk() const { return M * h * d; }
   int64_t wv() const { return M * h * d + M * kv * d; }
-  int64_t wo() const { return M * h * d + 2 * M * kv * d; }
-  int64_t size() const { return wo() + h * d * M; }
+  int64_t wo() const { return mla ? wukv() + kvLora * h * (nope + v) : M * h * d + 2 * M * kv * d; }
+  int64_t size() const { return wo() + h * (mla ? v : d) * M; }
+  // MLA only.
+  int64_t qk() const { return nope + rope; }
+  int64_t wdq() const { return 0; }
+  int64_t wdkv() const { return M * qLora; }
+  int64_t gq() const { return wdkv() + M * (kvLora + rope); }
+  int64_t gkv() const { return gq() + qLora; }
+  /** The replicated part's size: the head-split matrices start here. */
+  int64_t replicated() const { return gkv() + kvLora; }
+  int64_t wuq() const { return replicated(); }
+  int64_t wukv() const { return wuq() + qLora * h * qk(); }
 };
 /** A rank's attention shard layout (`whole`: every head, the reference's). */
 AttentionLayout attentionLayout(const Job& j, bool whole);

@@ -165,6 +165,13 @@ bool parseJob(const Json& root, const Limits& limits, Job& job, std::string& err
     if (attentionKind != "mla") {
       job.kvHeads = int(a.integer("kvHeads", 1, 1 << 12));
       job.headDim = int(a.integer("headDim", 1, 1 << 12));
+    } else {
+      job.mla = true;
+      job.qLoraRank = int(a.integer("qLoraRank", 1, 1 << 16));
+      job.kvLoraRank = int(a.integer("kvLoraRank", 1, 1 << 16));
+      job.qkNopeDim = int(a.integer("qkNopeDim", 1, 1 << 12));
+      job.ropeDim = int(a.integer("ropeDim", 1, 1 << 12));
+      job.vHeadDim = int(a.integer("vHeadDim", 1, 1 << 12));
     }
     if (!a.ok()) return false;
   }
@@ -214,11 +221,14 @@ bool parseJob(const Json& root, const Limits& limits, Job& job, std::string& err
     if (job.vocab == 0) return error = "job.model.vocab: the host backend runs models with a vocabulary (embedding, LM head and cross-entropy loss); this one has none", false;
     if (job.vocab % job.tp != 0) return error = "job.model.vocab: " + std::to_string(job.vocab) + " does not split over tp = " + std::to_string(job.tp) + " (the host backend does not pad the vocabulary)", false;
     if (attentionKind.empty()) return error = "job.model.attention: a model job needs attention", false;
-    if (attentionKind == "mla") return error = "job.model.attention: multi-head latent attention (mla) is not supported by the host backend yet (mha and gqa are)", false;
     if (job.heads % job.tp != 0) return error = "job.model.attention.heads: " + std::to_string(job.heads) + " heads do not split over tp = " + std::to_string(job.tp), false;
-    if (job.heads % job.kvHeads != 0) return error = "job.model.attention.kvHeads must divide the heads", false;
-    if (job.kvHeads % job.tp != 0)
-      return error = "job.model.attention.kvHeads: " + std::to_string(job.kvHeads) + " key/value heads do not split over tp = " + std::to_string(job.tp) + " (the host backend does not replicate them)", false;
+    if (job.mla) {
+      if (job.ropeDim % 2 != 0) return error = "job.model.attention.ropeDim: rotary embedding rotates pairs of dimensions; " + std::to_string(job.ropeDim) + " is odd", false;
+    } else {
+      if (job.heads % job.kvHeads != 0) return error = "job.model.attention.kvHeads must divide the heads", false;
+      if (job.kvHeads % job.tp != 0)
+        return error = "job.model.attention.kvHeads: " + std::to_string(job.kvHeads) + " key/value heads do not split over tp = " + std::to_string(job.tp) + " (the host backend does not replicate them)", false;
+    }
     if (job.ffnHidden % job.tp != 0) return error = "job.model.ffn.hidden must divide by tp", false;
     if ((int64_t(job.sharedExperts) * job.sharedHidden) % job.tp != 0) return error = "job.model: the shared experts' hidden units (sharedExperts · sharedHidden) must divide by tp", false;
     if (job.seqLen > 4096) return error = "job.seqLen: the host backend's attention runs sequences of at most 4096", false;
@@ -527,6 +537,17 @@ class OpChecker {
 }  // namespace
 
 bool Job::isMoe(int layer) const { return std::find(moeLayers.begin(), moeLayers.end(), layer) != moeLayers.end(); }
+
+int64_t Job::attentionParams() const {
+  const int64_t M = hidden, h = localHeads;
+  if (!mla) return M * (h + 2 * localKvHeads) * headDim + h * headDim * M;
+  return attentionReplicatedParams() + int64_t(qLoraRank) * h * (qkNopeDim + ropeDim) + int64_t(kvLoraRank) * h * (qkNopeDim + vHeadDim) + h * vHeadDim * M;
+}
+
+int64_t Job::attentionReplicatedParams() const {
+  if (!mla) return 0;
+  return int64_t(hidden) * qLoraRank + int64_t(hidden) * (kvLoraRank + ropeDim) + qLoraRank + kvLoraRank;
+}
 
 const char* kindName(OpKind k) {
   int i = int(k);

@@ -122,6 +122,8 @@ struct Job {
   bool model = false;
   int vocab = 0;                            // 0: no vocabulary (not run on the host)
   int heads = 0, kvHeads = 0, headDim = 0;  // attention (mha, gqa)
+  bool mla = false;                         // multi-head latent attention: the fields below instead of kvHeads, headDim
+  int qLoraRank = 0, kvLoraRank = 0, qkNopeDim = 0, ropeDim = 0, vHeadDim = 0;
   int ffnHidden = 0;                        // the dense FFN of non-MoE layers (0: none)
   Activation ffnActivation = Activation::Gelu;
   int sharedExperts = 0, sharedHidden = 0;  // shared experts of MoE layers
@@ -137,8 +139,14 @@ struct Job {
   bool isMoe(int layer) const;
   int64_t routerParams() const { return int64_t(hidden) * experts + (router == Router::Sigmoid ? experts : 0); }
   int64_t expertShardParams() const { return int64_t(localExperts) * hidden * shardHidden * gemms; }
-  /** Per tp rank: attention (Wq, Wk, Wv, Wo shards), a dense FFN or the shared experts (W1, W3, W2 shards), the vocabulary shard. */
-  int64_t attentionParams() const { return int64_t(hidden) * (localHeads + 2 * localKvHeads) * headDim + int64_t(localHeads) * headDim * hidden; }
+  /**
+   * Per tp rank: attention (Wq, Wk, Wv, Wo shards; for mla the replicated down-projections and
+   * lora norms, then the head shards of the up-projections and Wo — AttentionLayout), a dense FFN
+   * or the shared experts (W1, W3, W2 shards), the vocabulary shard.
+   */
+  int64_t attentionParams() const;
+  /** MLA: the attention parameters every tp rank holds whole (Wdq, Wdkv, the two lora norms); 0 otherwise. */
+  int64_t attentionReplicatedParams() const;
   int64_t ffnParams() const { return int64_t(hidden) * localFfn * ffnGemms; }
   int64_t sharedParams() const { return int64_t(hidden) * localShared * gemms; }
   int64_t vocabParams() const { return int64_t(localVocab) * hidden; }

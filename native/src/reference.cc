@@ -10,6 +10,7 @@
 #include "dense.h"
 #include "executor.h"
 #include "kernels.h"
+#include "mla.h"
 #include "model.h"
 
 namespace fsmoe {
@@ -314,6 +315,14 @@ void mTm(int64_t m, int64_t n, int64_t k, const double* A, const double* B, doub
 
 /** Causal attention with every head over one group's N tokens; backward if dOut is given. */
 void attentionD(const Job& j, const AttentionLayout& a, const std::vector<float>& w, const Vec& n, Vec& out, const Vec* dOut, Vec* dn, Vec* dw) {
+  if (a.mla) {
+    out.resize(j.groupTokens * a.M);
+    mlaForward<double>(j, a, n.data(), w.data(), out.data(), nullptr);
+    if (!dOut) return;
+    dn->resize(j.groupTokens * a.M);
+    mlaBackward<double>(j, a, n.data(), w.data(), dOut->data(), dn->data(), dw->data());
+    return;
+  }
   const int64_t N = j.groupTokens, B = j.microBatch, L = j.seqLen, M = a.M, d = a.d, h = a.h, kv = a.kv;
   Vec Q(N * h * d), K(N * kv * d), V(N * kv * d), O(N * h * d, 0.0);
   mm(N, h * d, M, n.data(), w.data() + a.wq(), Q.data());
@@ -379,6 +388,23 @@ void attentionD(const Job& j, const AttentionLayout& a, const std::vector<float>
   mmT(N, M, h * d, dQ.data(), w.data() + a.wq(), dn->data());
   mmT(N, M, kv * d, dK.data(), w.data() + a.wk(), dn->data());
   mmT(N, M, kv * d, dV.data(), w.data() + a.wv(), dn->data());
+}
+
+/**
+ * Tp rank t's view of MLA's whole gradient g (layout a): the replicated part whole, its heads'
+ * columns of Wuq and Wukv and rows of Wo (layout al).
+ */
+void sliceMla(const AttentionLayout& a, const AttentionLayout& al, int t, const Vec& g, std::vector<float>& out) {
+  for (int64_t i = 0; i < al.replicated(); i++) out[i] = float(g[i]);
+  auto columns = [&](int64_t rows, int64_t width, int64_t from, int64_t to) {
+    const int64_t H = a.h * width, h = al.h * width;
+    for (int64_t r = 0; r < rows; r++)
+      for (int64_t c = 0; c < h; c++) out[to + r * h + c] = float(g[from + r * H + t * h + c]);
+  };
+  columns(a.qLora, a.qk(), a.wuq(), al.wuq());
+  columns(a.kvLora, a.nope + a.v, a.wukv(), al.wukv());
+  const int64_t rows = al.h * al.v * a.M;
+  for (int64_t i = 0; i < rows; i++) out[al.wo() + i] = float(g[a.wo() + t * rows + i]);
 }
 
 /** An FFN of F units on R rows; backward if dOut is given. */
@@ -572,15 +598,18 @@ void referenceModel(const Plan& plan, RunResult& out) {
       rr.tensors.push_back({at + "attention_norm", toFloat(gAttnNorm[l])});
       rr.tensors.push_back({at + "ffn_norm", toFloat(gFfnNorm[l])});
       std::vector<float> ga(al.size());
-      for (int64_t m = 0; m < M; m++) {
-        for (int64_t c = 0; c < al.h * al.d; c++) ga[al.wq() + m * al.h * al.d + c] = float(gAttn[l][a.wq() + m * a.h * a.d + t * al.h * al.d + c]);
-        for (int64_t c = 0; c < al.kv * al.d; c++) {
-          ga[al.wk() + m * al.kv * al.d + c] = float(gAttn[l][a.wk() + m * a.kv * a.d + t * al.kv * al.d + c]);
-          ga[al.wv() + m * al.kv * al.d + c] = float(gAttn[l][a.wv() + m * a.kv * a.d + t * al.kv * al.d + c]);
+      if (al.mla) sliceMla(a, al, t, gAttn[l], ga);
+      else
+        for (int64_t m = 0; m < M; m++) {
+          for (int64_t c = 0; c < al.h * al.d; c++) ga[al.wq() + m * al.h * al.d + c] = float(gAttn[l][a.wq() + m * a.h * a.d + t * al.h * al.d + c]);
+          for (int64_t c = 0; c < al.kv * al.d; c++) {
+            ga[al.wk() + m * al.kv * al.d + c] = float(gAttn[l][a.wk() + m * a.kv * a.d + t * al.kv * al.d + c]);
+            ga[al.wv() + m * al.kv * al.d + c] = float(gAttn[l][a.wv() + m * a.kv * a.d + t * al.kv * al.d + c]);
+          }
         }
-      }
-      for (int64_t c = 0; c < al.h * al.d; c++)
-        for (int64_t m = 0; m < M; m++) ga[al.wo() + c * M + m] = float(gAttn[l][a.wo() + (t * al.h * al.d + c) * M + m]);
+      if (!al.mla)
+        for (int64_t c = 0; c < al.h * al.d; c++)
+          for (int64_t m = 0; m < M; m++) ga[al.wo() + c * M + m] = float(gAttn[l][a.wo() + (t * al.h * al.d + c) * M + m]);
       rr.tensors.push_back({at + "attention", std::move(ga)});
       const FfnShape fs = ffnShape(j, l);
       if (fs.F > 0) {

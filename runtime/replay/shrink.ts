@@ -114,7 +114,8 @@ export function shrink(job: TrainJob, options: ShrinkOptions = {}): Shrunk {
         expertHidden,
         groups,
         topkGroups,
-        sharedHidden: Math.min(moe.sharedHidden, expertHidden),
+        // The shared experts run as one FFN split over tp: their units must divide by it.
+        sharedHidden: roundUp(Math.min(moe.sharedHidden, expertHidden), tp2),
       },
       moeLayers,
       dtype: "fp32",
@@ -130,7 +131,8 @@ export function shrink(job: TrainJob, options: ShrinkOptions = {}): Shrunk {
 }
 
 /**
- * Attention on tp ranks: two query heads per rank (MHA); GQA keeps grouped query heads with one
+ * Attention on tp ranks: two query heads per rank (MHA, and MLA with lora ranks of 32 and head
+ * dimensions 16 + 8 rotary, values 16); GQA keeps grouped query heads with one
  * key/value head per rank (query heads per group: the model's, at most what keeps head_dim ≥ 8,
  * at least 2), so key/value heads split over tp as the host backend needs.
  */
