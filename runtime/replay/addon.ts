@@ -32,7 +32,15 @@ export interface NativeRank {
 
 /** The result of a run or a reference: every rank's view, or the error that stopped it. */
 export type NativeResult =
-  | { readonly ok: true; readonly iterationUs: readonly number[]; readonly ranks: readonly NativeRank[] }
+  | {
+      readonly ok: true;
+      readonly iterationUs: readonly number[];
+      readonly ranks: readonly NativeRank[];
+      /** ranks[i] is rank firstRank + i (over MPI: this process's rank). */
+      readonly firstRank?: number;
+      /** Set when ranks are MPI processes: how many the job has. */
+      readonly processes?: number;
+    }
   | { readonly ok: false; readonly error: string };
 
 /** What `validate` says about a plan. */
@@ -52,6 +60,14 @@ export interface NativeAddon {
   philox(counter: readonly number[], key: readonly number[]): number[];
   uniform(seed: number, tensor: string, index: number, a: number): number;
   buildInfo(): { readonly cuda: boolean; readonly mpi: boolean; readonly hardwareThreads: number; readonly backends: string };
+  /** This process's rank and the job's size when an MPI launcher started it (and the build has MPI); null otherwise. */
+  mpi(): { readonly rank: number; readonly size: number; readonly error?: string } | null;
+  /** Every MPI process's text, in rank order (throws on a timeout or without MPI). */
+  mpiAllgather(text: string, timeoutMs: number): string[];
+  /** MPI_Finalize (once; a no-op without MPI). */
+  mpiFinalize(): void;
+  /** MPI_Abort of the whole job with this exit code (a no-op without MPI). */
+  mpiAbort(code: number): void;
 }
 
 let cached: { addon?: NativeAddon; error?: string } | undefined;
