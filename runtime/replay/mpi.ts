@@ -24,7 +24,7 @@ export function mpiJob(addon: NativeAddon): MpiJob | { readonly error: string } 
 }
 
 /** What one process tells the others after its run. */
-interface ProcessReport {
+export interface ProcessReport {
   readonly rank: number;
   readonly loss: number;
   readonly iterationUs: readonly number[];
