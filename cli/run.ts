@@ -6,7 +6,8 @@
  * input (diagnostics, or a plan the runtime rejects before running it); 2 usage; 3 a runtime
  * failure (the addon is not built, a collective timed out, verification failed, a file could
  * not be written). The replay runs off the event loop, so the command finishes asynchronously
- * and also sets process.exitCode when it is done.
+ * and also sets process.exitCode when it is done. Under `mpirun -np W` (an addon built with MPI)
+ * each process replays its own rank (runtime/replay/mpi.ts) and rank 0 reports.
  */
 import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
@@ -113,6 +114,8 @@ async function runCommand(file: string, flags: RunFlags, processIo: Io, version:
     io.err(`fsmoec: error: ${mpi.error}\n`);
     return Exit.runtime;
   }
+  if (!mpi && loadAddon().addon && !loadAddon().addon!.buildInfo().mpi && (process.env.OMPI_COMM_WORLD_SIZE ?? process.env.PMI_SIZE) !== undefined)
+    io.err(`fsmoec: note: started by an MPI launcher, but the native runtime was built without MPI: this process runs every rank as threads\n`);
   const skip = parseSkip(flags.skip);
   if (typeof skip === "string") {
     io.err(`fsmoec: error: ${skip}\n`);

@@ -395,9 +395,12 @@ std::unique_ptr<MpiTransport> MpiTransport::create(const Plan& plan, int rank, i
   int code = MPI_Iallgather(&mine, 1, MPI_UINT64_T, prints.data(), 1, MPI_UINT64_T, g_control, &r);
   if (code != MPI_SUCCESS) return error = "MPI setup failed: " + mpiError(code), nullptr;
   std::vector<MPI_Request> req(1, r);
-  switch (poll(req, after(timeoutMs), nullptr, code)) {
+  // Processes reach the run at different times (each compiles the job first): the setup waits
+  // longer than a collective may.
+  const int64_t setupMs = std::max<int64_t>(timeoutMs, 120000);
+  switch (poll(req, after(setupMs), nullptr, code)) {
     case Waited::Done: break;
-    case Waited::TimedOut: return error = "rank " + std::to_string(rank) + " timed out after " + std::to_string(timeoutMs) + " ms waiting for every MPI process to start the run", nullptr;
+    case Waited::TimedOut: return error = "rank " + std::to_string(rank) + " timed out after " + std::to_string(setupMs) + " ms waiting for every MPI process to start the run", nullptr;
     default: return error = "MPI setup failed: " + mpiError(code), nullptr;
   }
   for (std::size_t p = 0; p < prints.size(); p++)

@@ -53,7 +53,10 @@ bool mpiAllgatherText(const std::string& mine, int64_t timeoutMs, std::vector<st
  */
 class MpiTransport {
  public:
-  /** The transport for `rank` (this process's MPI rank); null with `error` when it cannot be made. */
+  /**
+   * The transport for `rank` (this process's MPI rank); null with `error` when it cannot be made.
+   * Waits for every process to reach the run (at least two minutes, or `timeoutMs` if longer).
+   */
   static std::unique_ptr<MpiTransport> create(const Plan& plan, int rank, int64_t timeoutMs, std::string& error);
   virtual ~MpiTransport() = default;
   /** The collectives of group `group` (plan index) issued on stream `stream`. */
