@@ -6,7 +6,8 @@
  * input (diagnostics, or a plan the runtime rejects before running it); 2 usage; 3 a runtime
  * failure (the addon is not built, a collective timed out, verification failed, a file could
  * not be written). The replay runs off the event loop, so the command finishes asynchronously
- * and also sets process.exitCode when it is done.
+ * and also sets process.exitCode when it is done. Under `mpirun -np W` (an addon built with MPI)
+ * each process replays its own rank (runtime/replay/mpi.ts) and rank 0 reports.
  */
 import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
@@ -23,6 +24,7 @@ import { Exit } from "./exit.js";
 import { writeFileAtomic } from "./io.js";
 import { profileHost } from "../runtime/replay/profile.js";
 import { linksOf, pricerOf, simulate } from "../runtime/simulate/index.js";
+import { mpiJob, replayOverMpi } from "../runtime/replay/mpi.js";
 
 interface RunFlags {
   readonly backend: string;
@@ -34,6 +36,7 @@ interface RunFlags {
   readonly trace?: string;
   readonly timeout: string;
   readonly format: string;
+  readonly skip?: string;
 }
 
 /** What the command settles on before running: the plan (and its text) and what --shrink did. */
@@ -86,17 +89,41 @@ export function registerRunCommands(cli: Command, io: Io, setExit: (code: number
     .option("--trace <file>", "write a Chrome trace of the last iteration")
     .option("--timeout <ms>", "how long a collective may wait for its peers", "10000")
     .addOption(new Option("--format <format>", "how to report").choices(["text", "json"]).default("text"))
+    // Seeded faults for tests: RANK:OP[,RANK:OP…], ops that a rank skips.
+    .addOption(new Option("--skip <faults>").hideHelp())
+    .addHelpText(
+      "after",
+      "\nRanks run as threads of this process, or as MPI processes when the native runtime was built with MPI and\n" +
+        "mpirun starts the command: mpirun -np W fsmoec run FILE --backend host --verify (W: the job's ranks;\n" +
+        "rank 0 prints the report; set FSMOEC_TRANSPORT=threads to run every rank as threads in each process).\n",
+    )
     .action(async (file: string, flags: RunFlags) => {
       try {
         finish(await runCommand(file, flags, io, version));
       } catch (e) {
         io.err(`fsmoec: internal error: ${(e as Error).message}\n`);
         finish(Exit.runtime);
+      } finally {
+        loadAddon().addon?.mpiFinalize?.();
       }
     });
 }
 
-async function runCommand(file: string, flags: RunFlags, io: Io, version: string): Promise<number> {
+async function runCommand(file: string, flags: RunFlags, processIo: Io, version: string): Promise<number> {
+  // Under mpirun every process runs this command; rank 0 reports, the others only their own failures.
+  const mpi = loadAddon().addon ? mpiJob(loadAddon().addon!) : undefined;
+  const io: Io = mpi && "rank" in mpi && mpi.rank !== 0 ? { out: () => {}, err: () => {} } : processIo;
+  if (mpi && "error" in mpi) {
+    io.err(`fsmoec: error: ${mpi.error}\n`);
+    return Exit.runtime;
+  }
+  if (!mpi && loadAddon().addon && !loadAddon().addon!.buildInfo().mpi && (process.env.OMPI_COMM_WORLD_SIZE ?? process.env.PMI_SIZE) !== undefined)
+    io.err(`fsmoec: note: started by an MPI launcher, but the native runtime was built without MPI: this process runs every rank as threads\n`);
+  const skip = parseSkip(flags.skip);
+  if (typeof skip === "string") {
+    io.err(`fsmoec: error: ${skip}\n`);
+    return Exit.usage;
+  }
   const iterations = Number(flags.iterations);
   const timeoutMs = Number(flags.timeout);
   if (!Number.isInteger(iterations) || iterations < 1 || iterations > 100_000) {
@@ -124,12 +151,29 @@ async function runCommand(file: string, flags: RunFlags, io: Io, version: string
     io.err(`${file}: error: the host backend rejects this plan: ${valid.error}\n`);
     return Exit.inputErrors;
   }
-  const options = { iterations, timeoutMs };
+  const options = { iterations, timeoutMs, ...(skip.length > 0 && { skip }) };
+  const world = plan.job.cluster.nodes * plan.job.cluster.gpusPerNode;
+  if (mpi && world !== mpi.size) {
+    io.err(`fsmoec: error: this job has ${world} ranks but mpirun started ${mpi.size} processes; run it with mpirun -np ${world} (one rank per process), or without mpirun (ranks as threads)\n`);
+    return Exit.usage;
+  }
   const json: Record<string, unknown> = { job: plan.job.name, strategy: plan.strategy, backend: "host", ranks: plan.job.cluster.nodes * plan.job.cluster.gpusPerNode, ops: plan.ops.length, shrink: flags.shrink ? prepared.notes : [], notes: flags.shrink ? [] : prepared.notes };
   let ranks;
   let iterationUs: readonly number[];
   let comparison: Comparison | undefined;
-  if (flags.verify) {
+  if (mpi) {
+    json.processes = mpi.size;
+    const m = await replayOverMpi(loaded.addon, text, flags.verify ? options : { ...options, capture: false }, flags.verify === true);
+    if ("error" in m) {
+      // This process's failure: say it here (whatever its rank), then end the job, whose peers wait on it.
+      processIo.err(`fsmoec: error: ${m.error}\n`);
+      loaded.addon.mpiAbort(Exit.runtime);
+      return Exit.runtime;
+    }
+    ranks = m.ranks;
+    iterationUs = m.iterationUs;
+    comparison = m.comparison;
+  } else if (flags.verify) {
     const v = await verify(text, options);
     if ("error" in v) {
       io.err(`fsmoec: error: ${v.error}\n`);
@@ -157,7 +201,7 @@ async function runCommand(file: string, flags: RunFlags, io: Io, version: string
   if (simulated !== undefined) json.simulatedIterationUs = simulated;
   json.loss = ranks.reduce((s, r) => s + r.loss, 0);
   if (flags.format === "text") {
-    io.out(`run ${plan.job.name} (${plan.strategy}) on the host backend: ${json.ranks} ranks, ${plan.ops.length} ops per rank, ${plan.job.microBatches} micro-batch${plan.job.microBatches === 1 ? "" : "es"}\n`);
+    io.out(`run ${plan.job.name} (${plan.strategy}) on the host backend: ${mpi ? `${mpi.size} MPI processes` : `${json.ranks} ranks`}, ${plan.ops.length} ops per rank, ${plan.job.microBatches} micro-batch${plan.job.microBatches === 1 ? "" : "es"}\n`);
     for (const n of prepared.notes) io.out(`  ${flags.shrink ? "shrunk" : "note"}: ${n}\n`);
     io.out(`  ${iterations} iteration${iterations === 1 ? "" : "s"}: ${(measured / 1000).toFixed(3)} ms per iteration (median), predicted ${(plan.predicted.iterationUs / 1000).toFixed(3)} ms for ${plan.job.cluster.name}; loss ${Number(json.loss).toPrecision(8)}\n`);
     if (simulated !== undefined)
@@ -242,6 +286,18 @@ function prepare(file: string, flags: RunFlags, io: Io, version: string): Prepar
     return Exit.inputErrors;
   }
   return { plan, text: JSON.stringify(plan), notes, job };
+}
+
+/** --skip RANK:OP[,RANK:OP…]: seeded faults (a rank skips an op); a string is the usage error. */
+function parseSkip(text: string | undefined): { rank: number; op: number }[] | string {
+  if (text === undefined) return [];
+  const out: { rank: number; op: number }[] = [];
+  for (const part of text.split(",")) {
+    const m = /^(\d+):(\d+)$/.exec(part.trim());
+    if (!m) return `--skip expects RANK:OP[,RANK:OP…], got '${text}'`;
+    out.push({ rank: Number(m[1]), op: Number(m[2]) });
+  }
+  return out;
 }
 
 function verifyJson(c: Comparison): object {

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <thread>
 
+#include "comm_mpi.h"
 #include "executor.h"
 #include "json.h"
 #include "model.h"
@@ -96,6 +97,8 @@ Napi::Object toJs(Napi::Env env, const RunResult& r) {
   Napi::Array cpu = Napi::Array::New(env, r.iterationCpuUs.size());
   for (std::size_t i = 0; i < r.iterationCpuUs.size(); i++) cpu.Set(uint32_t(i), Napi::Number::New(env, r.iterationCpuUs[i]));
   o.Set("iterationCpuUs", cpu);
+  o.Set("firstRank", Napi::Number::New(env, r.firstRank));
+  if (r.processes > 0) o.Set("processes", Napi::Number::New(env, r.processes));
   Napi::Array ranks = Napi::Array::New(env, r.ranks.size());
   auto f64 = [&](const std::vector<double>& v) {
     Napi::Float64Array a = Napi::Float64Array::New(env, v.size());
@@ -251,7 +254,7 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
 #else
   o.Set("cuda", Napi::Boolean::New(env, false));
 #endif
-  o.Set("mpi", Napi::Boolean::New(env, false));
+  o.Set("mpi", Napi::Boolean::New(env, mpiProcess().built));
   o.Set("hardwareThreads", Napi::Number::New(env, std::thread::hardware_concurrency()));
   o.Set("backends", Napi::String::New(env, "host"));
   return o;
@@ -272,8 +275,57 @@ Napi::Value PeakGflops(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, measurePeakGflops(int(threads), seconds));
 }
 
+/** mpi() → { rank, size } when this process is one rank of an MPI job, { error } when it was launched so but cannot be, else null. */
+Napi::Value Mpi(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const MpiProcess& p = mpiProcess();
+  if (!p.active && p.error.empty()) return env.Null();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("rank", Napi::Number::New(env, p.rank));
+  o.Set("size", Napi::Number::New(env, p.size));
+  if (!p.error.empty()) o.Set("error", Napi::String::New(env, p.error));
+  return o;
+}
+
+/** mpiAllgather(text, timeoutMs) → every process's text in rank order; throws on a timeout or without MPI. */
+Napi::Value MpiAllgather(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber()) {
+    Napi::TypeError::New(env, "mpiAllgather(text: string, timeoutMs: number)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::vector<std::string> all;
+  std::string error;
+  const double t = info[1].As<Napi::Number>().DoubleValue();
+  if (!mpiAllgatherText(info[0].As<Napi::String>().Utf8Value(), int64_t(t >= 1 && t <= 86400000 ? t : 10000), all, error)) {
+    Napi::Error::New(env, error).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Array a = Napi::Array::New(env, all.size());
+  for (std::size_t i = 0; i < all.size(); i++) a.Set(uint32_t(i), Napi::String::New(env, all[i]));
+  return a;
+}
+
+/** mpiFinalize(): MPI_Finalize once (also run at exit if nobody called it). */
+Napi::Value MpiFinalize(const Napi::CallbackInfo& info) {
+  mpiShutdown();
+  return info.Env().Undefined();
+}
+
+/** mpiAbort(code): MPI_Abort of the whole job (after a failed run its requests cannot complete). */
+Napi::Value MpiAbort(const Napi::CallbackInfo& info) {
+  const int code = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 1;
+  mpiAbortJob(code == 0 ? 1 : code);
+  return info.Env().Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  mpiStartup();  // on the main thread, before any run: only under an MPI launcher
   exports.Set("peakGflops", Napi::Function::New(env, PeakGflops, "peakGflops"));
+  exports.Set("mpi", Napi::Function::New(env, Mpi, "mpi"));
+  exports.Set("mpiAllgather", Napi::Function::New(env, MpiAllgather, "mpiAllgather"));
+  exports.Set("mpiFinalize", Napi::Function::New(env, MpiFinalize, "mpiFinalize"));
+  exports.Set("mpiAbort", Napi::Function::New(env, MpiAbort, "mpiAbort"));
   exports.Set("validate", Napi::Function::New(env, Validate, "validate"));
   exports.Set("run", Napi::Function::New(env, Run, "run"));
   exports.Set("reference", Napi::Function::New(env, Reference, "reference"));

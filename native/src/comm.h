@@ -47,15 +47,27 @@ struct CollectiveCall {
   std::vector<float> scratch;
 };
 
-class Communicator {
+/**
+ * What the executor needs of a transport: one group instance's collectives. Implemented in
+ * process (Communicator, below) and over MPI (comm_mpi.h), so the executor is the same either way.
+ */
+class Collectives {
+ public:
+  virtual ~Collectives() = default;
+  /**
+   * Run `call` as member `member` of this group instance. `who` describes the calling op for
+   * messages ("collective all_to_all 'dispatch' (op 3, …) on stream inter of rank 1"). False
+   * when the run failed (the failure names why).
+   */
+  virtual bool run(int member, CollectiveCall& call, const std::string& who, int64_t timeoutMs, Failure& failure) = 0;
+};
+
+/** The in-process communicator: ranks are threads of this process. */
+class Communicator final : public Collectives {
  public:
   Communicator(std::string group, std::vector<int> members) : group_(std::move(group)), members_(std::move(members)), posts_(members_.size()), here_(members_.size(), 0) {}
 
-  /**
-   * Run `call` as member `member` of this communicator. `who` describes the calling op for
-   * messages ("collective all_to_all 'dispatch' (op 3, …) on stream inter of rank 1").
-   */
-  bool run(int member, CollectiveCall& call, const std::string& who, int64_t timeoutMs, Failure& failure);
+  bool run(int member, CollectiveCall& call, const std::string& who, int64_t timeoutMs, Failure& failure) override;
 
   const std::vector<int>& members() const { return members_; }
 

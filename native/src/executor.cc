@@ -14,6 +14,7 @@
 #include <ctime>
 
 #include "comm.h"
+#include "comm_mpi.h"
 #include "dense.h"
 #include "kernels.h"
 #include "model.h"
@@ -100,14 +101,16 @@ class Threads {
   std::vector<std::thread> threads_;
 };
 
-/** State every rank shares. */
+/** State every rank of this process shares. */
 struct World {
   const Plan& plan;
   const RunOptions& opt;
   Failure failure;
-  Barrier barrier;
+  Barrier barrier;  // the ranks of this process
   std::vector<std::unique_ptr<Communicator>> comms;
-  std::vector<std::vector<Communicator*>> commOf;  // [group][rank]
+  std::vector<std::vector<Communicator*>> commOf;  // [group][rank]; in process only
+  /** Ranks are MPI processes: this process's rank uses its communicators (comm_mpi.h). */
+  std::unique_ptr<MpiTransport> net;
   Clock::time_point t0 = Clock::now();
   int spinUs = 0;
   /**
@@ -117,13 +120,15 @@ struct World {
    */
   int64_t safetyMs = 0;
   std::vector<std::vector<double>> iterStart, iterEnd;  // [rank][iteration], µs since t0
-  /** The process's CPU time when each iteration began (rank 0, after the barrier that starts it) and after the last, µs. */
+  /** The process's CPU time when each iteration began (its first rank, after the barrier that starts it) and after the last, µs. */
   std::vector<double> cpuMark;
+  /** The first rank this process runs (0 with ranks as threads; the process's rank over MPI). */
+  int firstRank = 0;
 
-  World(const Plan& p, const RunOptions& o) : plan(p), opt(o), barrier(p.job.world), safetyMs(4 * o.timeoutMs + 1000) {
+  World(const Plan& p, const RunOptions& o, int localRanks, bool overMpi) : plan(p), opt(o), barrier(localRanks), safetyMs(4 * o.timeoutMs + 1000) {
     const int W = p.job.world;
     commOf.assign(p.groups.size(), std::vector<Communicator*>(W, nullptr));
-    for (std::size_t g = 0; g < p.groups.size(); g++) {
+    for (std::size_t g = 0; g < p.groups.size() && !overMpi; g++) {
       const Group& grp = p.groups[g];
       for (int r = 0; r < W; r++) {
         if (commOf[g][r]) continue;
@@ -138,6 +143,15 @@ struct World {
     iterEnd.assign(W, std::vector<double>(o.iterations, 0));
     cpuMark.assign(o.iterations + 1, 0);
   }
+
+  /** The barrier between iterations: the ranks of this process, then (over MPI) every process. */
+  bool sync(int rank) {
+    if (!barrier.wait(failure, safetyMs, rank)) return false;
+    return !net || net->barrier(safetyMs, failure, rank);
+  }
+
+  /** The collectives of `group` for `rank`'s op on `stream`. */
+  Collectives* collectives(int group, int rank, int stream) { return net ? net->comm(group, stream) : commOf[group][rank]; }
 };
 
 /** A stream's FIFO: one producer (the rank's host thread), one consumer (the stream's worker). */
@@ -263,8 +277,8 @@ class Rank {
   void iterate() {
     const int n = int(p_.ops.size());
     for (int it = 0; it < w_.opt.iterations; it++) {
-      if (!w_.barrier.wait(w_.failure, w_.safetyMs, rank_)) return;
-      if (rank_ == 0) w_.cpuMark[it] = cpuMicros(CLOCK_PROCESS_CPUTIME_ID);
+      if (!w_.sync(rank_)) return;
+      if (rank_ == w_.firstRank) w_.cpuMark[it] = cpuMicros(CLOCK_PROCESS_CPUTIME_ID);
       for (const Buffer& b : p_.buffers) {
         if (b.given != Given::None) fill(b);
         else if (b.persistent) std::memset(base() + b.offset, 0, std::size_t(b.bytes));  // gradients start at zero
@@ -286,7 +300,7 @@ class Rank {
       sleepers_--;
       w_.iterEnd[rank_][it] = micros(w_.t0, Clock::now());
     }
-    if (w_.barrier.wait(w_.failure, w_.safetyMs, rank_) && rank_ == 0) w_.cpuMark[w_.opt.iterations] = cpuMicros(CLOCK_PROCESS_CPUTIME_ID);
+    if (w_.sync(rank_) && rank_ == w_.firstRank) w_.cpuMark[w_.opt.iterations] = cpuMicros(CLOCK_PROCESS_CPUTIME_ID);
   }
 
   bool waitEvent(const Op& op, int w, int stamp) {
@@ -616,7 +630,8 @@ class Rank {
   }
 
   bool collective(const Op& op, Clock::time_point& work) {
-    Communicator* comm = w_.commOf[op.group][rank_];
+    Collectives* comm = w_.collectives(op.group, rank_, op.stream);
+    if (!comm) return fail(op, "no communicator for its group on this stream");
     const Group& g = p_.groups[op.group];
     CollectiveCall c;
     c.op = op.id;
@@ -676,13 +691,32 @@ class Rank {
 RunResult runPlan(const Plan& plan, const RunOptions& options) {
   RunResult out;
   try {
-    World world(plan, options);
+    // Ranks are threads of this process, or (started by an MPI launcher) this process is one rank.
+    const MpiProcess& mpi = mpiProcess();
+    std::vector<int> local;
+    if (mpi.active) {
+      if (!mpi.error.empty()) return out.error = mpi.error, out;
+      if (mpi.size != plan.job.world)
+        return out.error = "this job has " + std::to_string(plan.job.world) + " ranks but the MPI launcher started " + std::to_string(mpi.size) + " processes; run it with mpirun -np " + std::to_string(plan.job.world) + " (one rank per process), or without mpirun (ranks as threads)", out;
+      local.push_back(mpi.rank);
+      out.processes = mpi.size;
+    } else {
+      for (int r = 0; r < plan.job.world; r++) local.push_back(r);
+    }
+    out.firstRank = local.front();
+    World world(plan, options, int(local.size()), mpi.active);
+    world.firstRank = local.front();
+    if (mpi.active) {
+      std::string error;
+      world.net = MpiTransport::create(plan, mpi.rank, options.timeoutMs, error);
+      if (!world.net) return out.error = error, out;
+    }
     int streams = 0;
     for (int s = 0; s < kStreams; s++) streams += plan.streamOps[s].empty() ? 0 : 1;
     const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
     world.spinUs = options.spinUs >= 0 ? options.spinUs : (unsigned(plan.job.world * (streams + 1)) <= hw ? 50 : 0);
     std::vector<std::unique_ptr<Rank>> ranks;
-    for (int r = 0; r < plan.job.world; r++) ranks.push_back(std::make_unique<Rank>(world, r));
+    for (int r : local) ranks.push_back(std::make_unique<Rank>(world, r));
     const auto t0 = Clock::now();
     {
       Threads threads;
@@ -695,7 +729,7 @@ RunResult runPlan(const Plan& plan, const RunOptions& options) {
     }
     for (int it = 0; it < options.iterations; it++) {
       double s = 1e300, e = 0;
-      for (int r = 0; r < plan.job.world; r++) {
+      for (int r : local) {
         s = std::min(s, world.iterStart[r][it]);
         e = std::max(e, world.iterEnd[r][it]);
       }
@@ -703,6 +737,7 @@ RunResult runPlan(const Plan& plan, const RunOptions& options) {
       out.iterationCpuUs.push_back(world.cpuMark[it + 1] - world.cpuMark[it]);
     }
     out.setupUs = micros(t0, Clock::now());
+    if (world.net) world.net->release();
     for (auto& r : ranks) out.ranks.push_back(std::move(r->result));
     out.ok = true;
   } catch (const std::bad_alloc&) {

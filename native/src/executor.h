@@ -1,7 +1,8 @@
 // The plan executor of the host backend (ARCHITECTURE.md, "Runtime": replay). Per rank: one
 // worker thread per stream with a FIFO queue, events as per-op completion stamps, one arena of
 // the plan's size laid out by its memory plan; the rank's host thread issues every op in plan
-// order. Ranks are threads of one process and share the in-process communicators (comm.h).
+// order. Ranks are threads of one process and share the in-process communicators (comm.h), or
+// MPI processes, each running its own rank with the MPI transport (comm_mpi.h).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -56,9 +57,16 @@ struct RunResult {
   /** CPU time of the whole process (every rank's threads) during each iteration, µs. */
   std::vector<double> iterationCpuUs;
   double setupUs = 0;
+  /** ranks[i] is rank firstRank + i: 0 in process; over MPI, this process's rank. */
+  int firstRank = 0;
+  /** The MPI job's processes when ranks are MPI processes; 0 when they are threads of this process. */
+  int processes = 0;
 };
 
-/** Replay a validated plan on every rank. Never throws; failures come back in `error`. */
+/**
+ * Replay a validated plan on every rank, or, in a process an MPI launcher started (comm_mpi.h),
+ * on this process's rank only. Never throws; failures come back in `error`.
+ */
 RunResult runPlan(const Plan& plan, const RunOptions& options);
 
 /** The same model unscheduled in one process, no chunking, no collectives (reference.cc). */

@@ -40,6 +40,10 @@ export type NativeResult =
       /** CPU time of the whole process (every rank's threads) during each iteration, µs. */
       readonly iterationCpuUs: readonly number[];
       readonly ranks: readonly NativeRank[];
+      /** ranks[i] is rank firstRank + i (over MPI: this process's rank). */
+      readonly firstRank?: number;
+      /** Set when ranks are MPI processes: how many the job has. */
+      readonly processes?: number;
     }
   | { readonly ok: false; readonly error: string };
 
@@ -62,6 +66,14 @@ export interface NativeAddon {
   /** The host's measured fp32 peak, GFLOP/s: `threads` threads of register-resident multiply-add chains for about `seconds` each, best of three. */
   peakGflops(threads: number, seconds: number): number;
   buildInfo(): { readonly cuda: boolean; readonly mpi: boolean; readonly hardwareThreads: number; readonly backends: string };
+  /** This process's rank and the job's size when an MPI launcher started it (and the build has MPI); null otherwise. */
+  mpi(): { readonly rank: number; readonly size: number; readonly error?: string } | null;
+  /** Every MPI process's text, in rank order (throws on a timeout or without MPI). */
+  mpiAllgather(text: string, timeoutMs: number): string[];
+  /** MPI_Finalize (once; a no-op without MPI). */
+  mpiFinalize(): void;
+  /** MPI_Abort of the whole job with this exit code (a no-op without MPI). */
+  mpiAbort(code: number): void;
 }
 
 let cached: { addon?: NativeAddon; error?: string } | undefined;
