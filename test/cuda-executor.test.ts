@@ -13,6 +13,7 @@
  * which only GPUs run (scripts/gpu-check.sh).
  */
 import { execFile } from "node:child_process";
+import { createRequire } from "node:module";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
@@ -20,8 +21,9 @@ import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
 import { Profile } from "../compiler/cost/profiles.js";
 import { check } from "../compiler/check/check.js";
-import { loadAddon } from "../runtime/replay/addon.js";
-import { planFor, shrink, validatePlan } from "../runtime/replay/index.js";
+import { loadAddon, type NativeAddon } from "../runtime/replay/addon.js";
+import { planFor, shrink, validatePlan, verifyCuda } from "../runtime/replay/index.js";
+import { program } from "../cli/main.js";
 import { CASES, prepare } from "../scripts/gpu-prepare.js";
 
 const run = promisify(execFile);
@@ -52,6 +54,13 @@ function hostSources(): string[] {
 
 let exe = "";
 let fakeNccl = "";
+/** The addon (src/addon.cc) linked against the same objects: runCuda on the CPU stand-in. */
+let mockAddonPath = "";
+const requireHere = createRequire(import.meta.url);
+/** node-addon-api's and Node-API's headers, as cmake-js finds them. */
+function napiIncludes(): string[] {
+  return [join(requireHere.resolve("node-addon-api/package.json"), ".."), join(requireHere.resolve("node-api-headers/package.json"), "..", "include")];
+}
 interface Ran {
   code: number;
   stdout: string;
@@ -82,7 +91,8 @@ describe.skipIf(!!skip)("the CUDA executor on a CPU stand-in of the CUDA runtime
       "tools/tensors.cc",
       "tools/predict.cc",
     ].map((s) => join(NATIVE, s));
-    const all = [...sources, ...hostSources()];
+    // addon.cc last: the tool's objects and the addon's share everything else (-fPIC for the addon).
+    const all = [...sources, ...hostSources(), join(NATIVE, "src/addon.cc")];
     const objects: string[] = [];
     let next = 0;
     await Promise.all(
@@ -91,13 +101,18 @@ describe.skipIf(!!skip)("the CUDA executor on a CPU stand-in of the CUDA runtime
           const src = all[next++]!;
           const obj = join(dir, `${objects.length}-${basename(src)}.o`);
           objects.push(obj);
-          await run(gxx!, ["-std=c++17", "-O1", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror", "-I", CUDA_INCLUDE!, "-c", src, "-o", obj], { maxBuffer: 1 << 24 });
+          const napi = src.endsWith("addon.cc") ? [...napiIncludes().flatMap((d) => ["-I", d]), "-DNAPI_VERSION=8", "-DNODE_ADDON_API_DISABLE_DEPRECATED", "-DNAPI_DISABLE_CPP_EXCEPTIONS"] : [];
+          await run(gxx!, ["-std=c++17", "-O1", "-fPIC", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror", "-I", CUDA_INCLUDE!, ...napi, "-c", src, "-o", obj], { maxBuffer: 1 << 24 });
         }
       }),
     );
+    const isTool = (o: string) => /-(fsmoe-replay|tensors|predict)\.cc\.o$/.test(o);
+    const isAddon = (o: string) => o.endsWith("-addon.cc.o");
     exe = join(dir, "fsmoe-replay-mock");
     // -rdynamic: the fake NCCL library calls the mock runtime's cudaMemcpyAsync.
-    await run(gxx!, ["-rdynamic", ...objects, "-ldl", "-lpthread", "-o", exe]);
+    await run(gxx!, ["-rdynamic", ...objects.filter((o) => !isAddon(o)), "-ldl", "-lpthread", "-o", exe]);
+    mockAddonPath = join(dir, "fsmoec_native_mock.node");
+    await run(gxx!, ["-shared", ...objects.filter((o) => !isTool(o)), "-ldl", "-lpthread", "-o", mockAddonPath]);
     fakeNccl = join(dir, "libnccl-fake.so.2");
     await run(gxx!, ["-std=c++17", "-shared", "-fPIC", "-O1", "-Wall", "-Wextra", "-Werror", "-I", CUDA_INCLUDE!, join(NATIVE, "tools/mock/fake_nccl.cc"), "-o", fakeNccl]);
   }, 600_000);
@@ -208,5 +223,60 @@ describe.skipIf(!!skip)("the CUDA executor on a CPU stand-in of the CUDA runtime
     const n = await mock(["run", join(PREPARED, manifest.cases[0]!.plan), "--comm", "nccl"], { FSMOEC_NCCL_PATH: "/nonexistent/libnccl.so.2" });
     expect(n.code).toBe(3);
     expect(n.stderr).toContain("NCCL unavailable: cannot load $FSMOEC_NCCL_PATH (/nonexistent/libnccl.so.2");
+  });
+
+  it("runs a plan through the addon's runCuda and judges it against the host reference (fp32 1e-4, bf16 2e-2)", async () => {
+    const mockAddon = loadAddon(mockAddonPath).addon as NativeAddon;
+    expect(mockAddon.buildInfo().backends).toBe("host,cuda");
+    expect(mockAddon.cudaDevice!()).toMatchObject({ compiled: true, ok: true });
+    const plan = readFileSync(join(PREPARED, "cases", "fsmoe-esp-ep.plan.json"), "utf8");
+    const fp32 = await verifyCuda(plan, { iterations: 2 }, mockAddon);
+    if ("error" in fp32) throw new Error(fp32.error);
+    expect(fp32.ok).toBe(true);
+    expect(fp32.comparison.tolerance).toBe(1e-4);
+    expect(fp32.replay.ranksHere).toEqual([0, 1, 2, 3]);
+    expect(fp32.replay.comm).toMatch(/^loopback/);
+    expect(fp32.replay.timing.graphIterations).toBe(2);
+    expect(fp32.comparison.tensors.length).toBeGreaterThanOrEqual(4 * 3);
+    expect(fp32.comparison.routing.every((r) => r.mismatches === 0 && r.decisions > 0)).toBe(true);
+    expect(fp32.comparison.maxRelError).toBeLessThan(1e-6);
+    const bf16 = await verifyCuda(plan, { precision: "bf16", graph: false }, mockAddon);
+    if ("error" in bf16) throw new Error(bf16.error);
+    expect(bf16.ok).toBe(true);
+    expect(bf16.comparison.tolerance).toBe(2e-2);
+    expect(bf16.comparison.maxRelError, "bf16 operands change the numbers").toBeGreaterThan(1e-5);
+    expect(bf16.replay.timing.graphIterations).toBe(0);
+  });
+
+  it("fsmoec run --backend cuda --verify passes through the addon ($FSMOEC_ADDON_PATH), and says 'no CUDA device' with exit 3 when there is none", async () => {
+    const saved = { addon: process.env.FSMOEC_ADDON_PATH, noDevice: process.env.FSMOE_MOCK_NO_DEVICE, exitCode: process.exitCode };
+    const cli = async (...argv: string[]) => {
+      let out = "";
+      let err = "";
+      let code = 0;
+      await program({ out: (x) => (out += x), err: (x) => (err += x) }, (c) => (code = c)).exitOverride().parseAsync(argv, { from: "user" });
+      return { code, out, err };
+    };
+    const plan = join(PREPARED, "cases", "tutel-gshard-swiglu.plan.json");
+    try {
+      process.env.FSMOEC_ADDON_PATH = mockAddonPath;
+      const ok = await cli("run", plan, "--backend", "cuda", "--verify", "--precision", "bf16");
+      expect(ok.code, ok.err).toBe(0);
+      expect(ok.out).toMatch(/on the cuda backend: 4 ranks/);
+      expect(ok.out).toMatch(/cuda: .*; bf16; GEMM built-in; comm loopback/);
+      expect(ok.out).toMatch(/verify: PASS .*\(tolerance 2e-2\); routing identical/);
+      const json = await cli("run", plan, "--backend", "cuda", "--verify", "--format", "json");
+      expect(json.code, json.err).toBe(0);
+      const report = JSON.parse(json.out) as { backend: string; verify: { ok: boolean; tolerance: number }; cuda: { precision: string; timing: { graphIterations: number } } };
+      expect(report).toMatchObject({ backend: "cuda", verify: { ok: true, tolerance: 1e-4 }, cuda: { precision: "fp32", timing: { graphIterations: 1 } } });
+      process.env.FSMOE_MOCK_NO_DEVICE = "1";
+      const none = await cli("run", plan, "--backend", "cuda", "--verify");
+      expect(none.code).toBe(3);
+      expect(none.err).toMatch(/^fsmoec: error: no CUDA device: cudaGetDeviceCount failed: cudaErrorInsufficientDriver/);
+    } finally {
+      for (const [k, v] of [["FSMOEC_ADDON_PATH", saved.addon], ["FSMOE_MOCK_NO_DEVICE", saved.noDevice]] as const) if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+      process.exitCode = saved.exitCode;
+    }
   });
 });
