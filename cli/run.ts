@@ -253,7 +253,7 @@ function prepare(file: string, flags: RunFlags, io: Io, version: string): Prepar
     notes = s.notes;
   } else if (job.model.dtype !== "fp32") {
     // The runtime's plans are fp32 (cuda: --precision bf16 rounds GEMM operands): a job already small enough runs as it is, in fp32.
-    notes = [`dtype ${job.model.dtype} → fp32 (the ${flags.backend} backend's plans are fp32${flags.backend === "cuda" ? "; --precision bf16 rounds GEMM operands" : ""})`];
+    notes = [`dtype ${job.model.dtype} → fp32 (${flags.backend === "cuda" ? "the cuda backend runs fp32 plans; --precision bf16 rounds GEMM operands" : "the host backend computes in fp32"})`];
     job = { ...job, model: { ...job.model, dtype: "fp32" } };
   }
   const strategy = (flags.schedule ?? job.schedule) as StrategyName;
