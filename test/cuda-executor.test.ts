@@ -8,7 +8,11 @@
  * loopback collectives, arena offsets, GEMM shapes and strides, expert row lists, taps, loss and
  * CUDA-graph capture and replay, and its NCCL calls (one rank), reproduce the host reference on every prepared case (fp32 within
  * 1e-4, bf16 GEMM operands within 2e-2), the profile sweep fits and predicts, the benchmarks run,
- * a hung NCCL case is stopped, and the GPU check's table renders. What it cannot prove: the
+ * a hung NCCL case is stopped, and the GPU check's table renders. The addon (src/addon.cc) and
+ * libfsmoe_runtime (src/capi/runtime.cc, the C API of generated code) are linked against the
+ * same objects: runCuda's results are judged by verifyCuda and by `fsmoec run --backend cuda
+ * --verify`, and an emitted plan.cu driven through the C API reproduces the host reference (and
+ * one that disagrees with its plan.json is refused at the op). What it cannot prove: the
  * device kernels themselves (kernels.cu), real stream concurrency, and NCCL across processes,
  * which only GPUs run (scripts/gpu-check.sh).
  */

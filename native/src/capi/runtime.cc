@@ -28,6 +28,7 @@ struct fsmoe_rt {
   std::vector<int32_t> commTags;          // fsmoe_comm_t handles: &commTags[group]
   int32_t next = -1;                      // the op the generated code issues next; -1 outside an iteration
   bool issued = false;                    // an iteration was issued since the last synchronize
+  bool abandoned = false;                 // an iteration stopped at a failure, its streams not joined
   ~fsmoe_rt() {
     for (cudaEvent_t e : events) cudaEventDestroy(e);
   }
@@ -225,6 +226,9 @@ fsmoe_status fsmoe_plan_begin(fsmoe_rt* rt, const fsmoe_plan_desc* plan, int32_t
     for (std::size_t g = 0; g < rt->commTags.size(); g++) rt->commTags[g] = int32_t(g);
     rt->desc = plan;
   }
+  // An abandoned iteration's streams join the compute stream first, so the prologue cannot overwrite what they still read.
+  if (rt->abandoned && !rt->session.end()) return sessionFailure(rt);
+  rt->abandoned = false;
   if (!rt->session.begin()) return sessionFailure(rt);
   rt->next = 0;
   rt->issued = true;
@@ -236,6 +240,7 @@ fsmoe_status fsmoe_plan_end(fsmoe_rt* rt) {
   const int32_t n = int32_t(rt->session.plan().ops.size());
   if (rt->next != n) {
     const std::string what = rt->next < 0 ? "no iteration was begun" : "only " + std::to_string(rt->next) + " of " + std::to_string(n) + " ops were issued";
+    if (rt->next >= 0) rt->abandoned = true;
     rt->next = -1;
     return failWith(rt, FSMOE_ERROR_MISMATCH, "fsmoe_plan_end: " + what);
   }
@@ -249,7 +254,8 @@ fsmoe_status fsmoe_report(fsmoe_rt* rt, int32_t op, fsmoe_status status, const c
   std::string m = std::string(fsmoe_status_name(status)) + (op >= 0 ? " at op " + std::to_string(op) : std::string(" outside any op")) + " in " + (what ? what : "(unknown call)");
   if (!rt->error.empty()) m += ": " + rt->error;
   rt->error = m;
-  rt->next = -1;  // the iteration is abandoned; a new fsmoe_plan_begin starts over
+  if (rt->next >= 0) rt->abandoned = true;  // a new fsmoe_plan_begin starts over
+  rt->next = -1;
   return status;
 }
 
