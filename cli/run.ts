@@ -1,13 +1,15 @@
 /**
- * `fsmoec run FILE --backend host [--verify] [--schedule S] [--iterations N] [--shrink]
- * [--trace FILE]` (ARCHITECTURE.md, "The CLI" and "Runtime"): compile a job (or read a
- * plan.json), replay it on the native host runtime, and with --verify judge it against the
- * unscheduled reference. A thin shell over runtime/replay. Exit codes: 0 ok; 1 errors in the
- * input (diagnostics, or a plan the runtime rejects before running it); 2 usage; 3 a runtime
- * failure (the addon is not built, a collective timed out, verification failed, a file could
- * not be written). The replay runs off the event loop, so the command finishes asynchronously
- * and also sets process.exitCode when it is done. Under `mpirun -np W` (an addon built with MPI)
- * each process replays its own rank (runtime/replay/mpi.ts) and rank 0 reports.
+ * `fsmoec run FILE --backend host|cuda [--verify] [--precision fp32|bf16] [--schedule S]
+ * [--iterations N] [--shrink] [--trace FILE]` (ARCHITECTURE.md, "The CLI" and "Runtime"): compile
+ * a job (or read a plan.json), replay it on the native host runtime or on a GPU through the
+ * addon's CUDA backend, and with --verify judge it against the unscheduled host reference (host
+ * 1e-5; cuda 1e-4 fp32, 2e-2 bf16). A thin shell over runtime/replay. Exit codes: 0 ok; 1 errors
+ * in the input (diagnostics, or a plan the runtime rejects before running it); 2 usage; 3 a
+ * runtime failure (the addon is not built, no CUDA device, a collective timed out, verification
+ * failed, a file could not be written). The replay runs off the event loop, so the command
+ * finishes asynchronously and also sets process.exitCode when it is done. Under `mpirun -np W`
+ * (an addon built with MPI) each process replays its own rank on the host backend
+ * (runtime/replay/mpi.ts) and rank 0 reports.
  */
 import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
@@ -18,7 +20,9 @@ import { hasErrors, sortDiagnostics } from "../compiler/diagnostics/diagnostic.j
 import { renderText } from "../compiler/diagnostics/render.js";
 import type { Plan } from "../compiler/plan/schema.js";
 import { STRATEGY_NAMES, type StrategyName } from "../compiler/schedule/index.js";
-import { chromeTrace, loadAddon, planFor, shrink, TOLERANCE, verify, replay, type Comparison } from "../runtime/replay/index.js";
+import { chromeTrace, loadAddon, planFor, shrink, verify, replay, type Comparison } from "../runtime/replay/index.js";
+import { replayCuda, verifyCuda, type CudaReplayOptions } from "../runtime/replay/cuda.js";
+import type { NativeCudaRun } from "../runtime/replay/addon.js";
 import type { Io } from "./compile.js";
 import { Exit } from "./exit.js";
 import { writeFileAtomic } from "./io.js";
@@ -29,6 +33,7 @@ import { mpiJob, replayOverMpi } from "../runtime/replay/mpi.js";
 interface RunFlags {
   readonly backend: string;
   readonly verify?: boolean;
+  readonly precision: string;
   readonly schedule?: string;
   readonly job?: string;
   readonly iterations: string;
@@ -79,9 +84,10 @@ export function registerRunCommands(cli: Command, io: Io, setExit: (code: number
 
   cli
     .command("run <file>")
-    .description("replay a job's plan on a backend (host: real fp32 math); --verify compares it with the unscheduled reference")
-    .addOption(new Option("--backend <backend>", "where to run").choices(["host", "cuda"]).default("host"))
-    .option("--verify", "compare outputs, loss, every gradient and the routing with the reference (tolerance 1e-5)")
+    .description("replay a job's plan on a backend (host: real fp32 math; cuda: one GPU, every rank in this process); --verify compares it with the unscheduled host reference")
+    .addOption(new Option("--backend <backend>", "where to run (cuda: exit 3 with 'no CUDA device' where there is none)").choices(["host", "cuda"]).default("host"))
+    .option("--verify", "compare outputs, loss, every gradient and the routing with the reference (tolerance: host 1e-5, cuda 1e-4 fp32 / 2e-2 bf16)")
+    .addOption(new Option("--precision <precision>", "cuda: bf16 rounds expert and dispatch/combine GEMM operands to bf16 (fp32 accumulation)").choices(["fp32", "bf16"]).default("fp32"))
     .addOption(new Option("--schedule <strategy>", "override the file's schedule").choices([...STRATEGY_NAMES]))
     .option("--job <name>", "the train job to run (needed when the file has several)")
     .option("--iterations <n>", "iterations to run and time", "1")
@@ -134,9 +140,10 @@ async function runCommand(file: string, flags: RunFlags, processIo: Io, version:
     io.err(`fsmoec: error: --timeout expects milliseconds, got '${flags.timeout}'\n`);
     return Exit.usage;
   }
-  if (flags.backend !== "host") {
-    io.err(`fsmoec: error: the ${flags.backend} backend is not built yet; use --backend host\n`);
-    return Exit.runtime;
+  const cuda = flags.backend === "cuda";
+  if (!cuda && flags.precision !== "fp32") {
+    io.err(`fsmoec: error: --precision ${flags.precision} needs --backend cuda (the host backend computes in fp32)\n`);
+    return Exit.usage;
   }
   const loaded = loadAddon();
   if (!loaded.addon) {
@@ -146,22 +153,40 @@ async function runCommand(file: string, flags: RunFlags, processIo: Io, version:
   const prepared = prepare(file, flags, io, version);
   if (typeof prepared === "number") return prepared;
   const { plan, text } = prepared;
-  const valid = loaded.addon.validate(text);
+  const valid = loaded.addon.validate(text, limitsFor(flags));
   if (!valid.ok) {
-    io.err(`${file}: error: the host backend rejects this plan: ${valid.error}\n`);
+    io.err(`${file}: error: the ${flags.backend} backend rejects this plan: ${valid.error}\n`);
     return Exit.inputErrors;
   }
   const options = { iterations, timeoutMs, ...(skip.length > 0 && { skip }) };
   const world = plan.job.cluster.nodes * plan.job.cluster.gpusPerNode;
+  if (mpi && cuda) {
+    io.err(`fsmoec: error: --backend cuda runs every rank of the plan in one process on one GPU; across processes use fsmoe-replay with --comm nccl (native/src/cuda/README.md)\n`);
+    return Exit.usage;
+  }
   if (mpi && world !== mpi.size) {
     io.err(`fsmoec: error: this job has ${world} ranks but mpirun started ${mpi.size} processes; run it with mpirun -np ${world} (one rank per process), or without mpirun (ranks as threads)\n`);
     return Exit.usage;
   }
-  const json: Record<string, unknown> = { job: plan.job.name, strategy: plan.strategy, backend: "host", ranks: plan.job.cluster.nodes * plan.job.cluster.gpusPerNode, ops: plan.ops.length, shrink: flags.shrink ? prepared.notes : [], notes: flags.shrink ? [] : prepared.notes };
+  const json: Record<string, unknown> = { job: plan.job.name, strategy: plan.strategy, backend: flags.backend, ranks: plan.job.cluster.nodes * plan.job.cluster.gpusPerNode, ops: plan.ops.length, shrink: flags.shrink ? prepared.notes : [], notes: flags.shrink ? [] : prepared.notes };
   let ranks;
   let iterationUs: readonly number[];
   let comparison: Comparison | undefined;
-  if (mpi) {
+  let gpu: NativeCudaRun | undefined;
+  if (cuda) {
+    const o: CudaReplayOptions = { iterations, timeoutMs, precision: flags.precision as "fp32" | "bf16", comm: "loopback" };
+    const v = flags.verify ? await verifyCuda(text, o, loaded.addon) : await replayCuda(text, o, loaded.addon);
+    if ("error" in v) {
+      io.err(`fsmoec: error: ${v.error}\n`);
+      return Exit.runtime;
+    }
+    const r = "replay" in v ? v.replay : v;
+    if ("comparison" in v) comparison = v.comparison;
+    gpu = r;
+    ranks = r.ranks;
+    iterationUs = r.iterationUs;
+    json.cuda = { precision: flags.precision, device: r.device, gemm: r.gemm, comm: r.comm, timing: r.timing };
+  } else if (mpi) {
     json.processes = mpi.size;
     const m = await replayOverMpi(loaded.addon, text, flags.verify ? options : { ...options, capture: false }, flags.verify === true);
     if ("error" in m) {
@@ -201,11 +226,16 @@ async function runCommand(file: string, flags: RunFlags, processIo: Io, version:
   if (simulated !== undefined) json.simulatedIterationUs = simulated;
   json.loss = ranks.reduce((s, r) => s + r.loss, 0);
   if (flags.format === "text") {
-    io.out(`run ${plan.job.name} (${plan.strategy}) on the host backend: ${mpi ? `${mpi.size} MPI processes` : `${json.ranks} ranks`}, ${plan.ops.length} ops per rank, ${plan.job.microBatches} micro-batch${plan.job.microBatches === 1 ? "" : "es"}\n`);
+    io.out(`run ${plan.job.name} (${plan.strategy}) on the ${flags.backend} backend: ${mpi ? `${mpi.size} MPI processes` : `${json.ranks} ranks`}, ${plan.ops.length} ops per rank, ${plan.job.microBatches} micro-batch${plan.job.microBatches === 1 ? "" : "es"}\n`);
     for (const n of prepared.notes) io.out(`  ${flags.shrink ? "shrunk" : "note"}: ${n}\n`);
     io.out(`  ${iterations} iteration${iterations === 1 ? "" : "s"}: ${(measured / 1000).toFixed(3)} ms per iteration (median), predicted ${(plan.predicted.iterationUs / 1000).toFixed(3)} ms for ${plan.job.cluster.name}; loss ${Number(json.loss).toPrecision(8)}\n`);
     if (simulated !== undefined)
       io.out(`  simulated ${(simulated / 1000).toFixed(3)} ms with profile '${plan.costModel.name}' (its ranks share ${pricer!.model.sharedCores!.cores} CPU cores): ${(((simulated - measured) / measured) * 100).toFixed(1)}% against the measured median\n`);
+    if (gpu) {
+      const t = gpu.timing;
+      io.out(`  cuda: ${gpu.device}; ${flags.precision}; GEMM ${gpu.gemm}; comm ${gpu.comm}\n`);
+      io.out(`  cuda: first ${(t.firstUs / 1000).toFixed(3)} ms, eager ${(t.eagerUs / 1000).toFixed(3)} ms, CUDA graph ${(t.graphUs / 1000).toFixed(3)} ms per iteration (capture ${(t.captureUs / 1000).toFixed(3)} ms)\n`);
+    }
   }
   if (flags.trace) {
     try {
@@ -222,6 +252,11 @@ async function runCommand(file: string, flags: RunFlags, processIo: Io, version:
   }
   if (flags.format === "json") io.out(JSON.stringify(json, null, 2) + "\n");
   return comparison && !comparison.ok ? Exit.runtime : Exit.ok;
+}
+
+/** The loader's limits for the run: a GPU's for an unverified cuda run, the host's (the loader's defaults) when the host runs it or its reference. */
+function limitsFor(flags: RunFlags): string | undefined {
+  return flags.backend === "cuda" && !flags.verify ? JSON.stringify({ maxWorld: 64, maxArenaBytes: 2 ** 40, maxTotalBytes: 2 ** 42 }) : undefined;
 }
 
 /** Compile the job (shrunk if asked) or read the plan file. A number is the exit code of a failure already reported. */
@@ -247,9 +282,9 @@ function prepare(file: string, flags: RunFlags, io: Io, version: string): Prepar
       io.err(`${file}: error: the host backend rejects this plan: ${v.error ?? "malformed JSON"}\n`);
       return Exit.inputErrors;
     }
-    const v = loadAddon().addon!.validate(text);
+    const v = loadAddon().addon!.validate(text, limitsFor(flags));
     if (!v.ok) {
-      io.err(`${file}: error: the host backend rejects this plan: ${v.error}\n`);
+      io.err(`${file}: error: the ${flags.backend} backend rejects this plan: ${v.error}\n`);
       return Exit.inputErrors;
     }
     return { plan, text, notes: [] };
@@ -275,8 +310,8 @@ function prepare(file: string, flags: RunFlags, io: Io, version: string): Prepar
     job = s.job;
     notes = s.notes;
   } else if (job.model.dtype !== "fp32") {
-    // The host backend computes in fp32: a job already small enough runs as it is, in fp32.
-    notes = [`dtype ${job.model.dtype} → fp32 (the host backend computes in fp32)`];
+    // The runtime's plans are fp32 (cuda: --precision bf16 rounds GEMM operands): a job already small enough runs as it is, in fp32.
+    notes = [`dtype ${job.model.dtype} → fp32 (${flags.backend === "cuda" ? "the cuda backend runs fp32 plans; --precision bf16 rounds GEMM operands" : "the host backend computes in fp32"})`];
     job = { ...job, model: { ...job.model, dtype: "fp32" } };
   }
   const strategy = (flags.schedule ?? job.schedule) as StrategyName;
@@ -317,7 +352,7 @@ function printVerify(c: Comparison, io: Io): void {
   const mismatched = c.routing.reduce((n, r) => n + r.mismatches, 0);
   const ranks = new Set(c.tensors.map((t) => t.rank)).size;
   io.out(
-    `verify: ${c.ok ? "PASS" : "FAIL"} — ${c.tensors.length} tensors on ${ranks} rank${ranks === 1 ? "" : "s"}, max ‖x − ref‖/‖ref‖ = ${c.maxRelError.toExponential(2)} (tolerance ${TOLERANCE.toExponential(0)}); ` +
+    `verify: ${c.ok ? "PASS" : "FAIL"} — ${c.tensors.length} tensors on ${ranks} rank${ranks === 1 ? "" : "s"}, max ‖x − ref‖/‖ref‖ = ${c.maxRelError.toExponential(2)} (tolerance ${c.tolerance.toExponential(0)}); ` +
       `routing ${mismatched === 0 ? "identical" : `DIFFERS in ${mismatched}`} (${decisions} decisions); loss ${c.loss.replay.toPrecision(8)} vs ${c.loss.reference.toPrecision(8)}${c.loss.ok ? "" : " (DIFFERS)"}\n`,
   );
   const byName = new Map<string, number>();

@@ -8,11 +8,16 @@
  * loopback collectives, arena offsets, GEMM shapes and strides, expert row lists, taps, loss and
  * CUDA-graph capture and replay, and its NCCL calls (one rank), reproduce the host reference on every prepared case (fp32 within
  * 1e-4, bf16 GEMM operands within 2e-2), the profile sweep fits and predicts, the benchmarks run,
- * a hung NCCL case is stopped, and the GPU check's table renders. What it cannot prove: the
+ * a hung NCCL case is stopped, and the GPU check's table renders. The addon (src/addon.cc) and
+ * libfsmoe_runtime (src/capi/runtime.cc, the C API of generated code) are linked against the
+ * same objects: runCuda's results are judged by verifyCuda and by `fsmoec run --backend cuda
+ * --verify`, and an emitted plan.cu driven through the C API reproduces the host reference (and
+ * one that disagrees with its plan.json is refused at the op). What it cannot prove: the
  * device kernels themselves (kernels.cu), real stream concurrency, and NCCL across processes,
  * which only GPUs run (scripts/gpu-check.sh).
  */
 import { execFile } from "node:child_process";
+import { createRequire } from "node:module";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
@@ -20,9 +25,13 @@ import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
 import { Profile } from "../compiler/cost/profiles.js";
 import { check } from "../compiler/check/check.js";
-import { loadAddon } from "../runtime/replay/addon.js";
-import { planFor, shrink, validatePlan } from "../runtime/replay/index.js";
+import { loadAddon, type NativeAddon } from "../runtime/replay/addon.js";
+import { planFor, shrink, validatePlan, verifyCuda } from "../runtime/replay/index.js";
+import { program } from "../cli/main.js";
 import { CASES, prepare } from "../scripts/gpu-prepare.js";
+import { emitCuda } from "../codegen/cuda.js";
+import { identifier } from "../codegen/common.js";
+import { checkedJob, layerJobSource } from "../runtime/replay/fixtures.js";
 
 const run = promisify(execFile);
 const CUDA_INCLUDE = ["/usr/local/cuda/include", process.env.CUDA_HOME ? `${process.env.CUDA_HOME}/include` : ""].find((d) => d && existsSync(join(d, "cuda_runtime.h")));
@@ -52,6 +61,15 @@ function hostSources(): string[] {
 
 let exe = "";
 let fakeNccl = "";
+/** The addon (src/addon.cc) linked against the same objects: runCuda on the CPU stand-in. */
+let mockAddonPath = "";
+/** libfsmoe_runtime (src/capi/runtime.cc, the C API of generated code) linked against the same objects. */
+let capiLib = "";
+const requireHere = createRequire(import.meta.url);
+/** node-addon-api's and Node-API's headers, as cmake-js finds them. */
+function napiIncludes(): string[] {
+  return [join(requireHere.resolve("node-addon-api/package.json"), ".."), join(requireHere.resolve("node-api-headers/package.json"), "..", "include")];
+}
 interface Ran {
   code: number;
   stdout: string;
@@ -81,8 +99,10 @@ describe.skipIf(!!skip)("the CUDA executor on a CPU stand-in of the CUDA runtime
       "tools/fsmoe-replay.cc",
       "tools/tensors.cc",
       "tools/predict.cc",
+      "src/capi/runtime.cc",
     ].map((s) => join(NATIVE, s));
-    const all = [...sources, ...hostSources()];
+    // addon.cc last: the tool's objects and the addon's share everything else (-fPIC for the addon).
+    const all = [...sources, ...hostSources(), join(NATIVE, "src/addon.cc")];
     const objects: string[] = [];
     let next = 0;
     await Promise.all(
@@ -91,13 +111,21 @@ describe.skipIf(!!skip)("the CUDA executor on a CPU stand-in of the CUDA runtime
           const src = all[next++]!;
           const obj = join(dir, `${objects.length}-${basename(src)}.o`);
           objects.push(obj);
-          await run(gxx!, ["-std=c++17", "-O1", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror", "-I", CUDA_INCLUDE!, "-c", src, "-o", obj], { maxBuffer: 1 << 24 });
+          const napi = src.endsWith("addon.cc") ? [...napiIncludes().flatMap((d) => ["-I", d]), "-DNAPI_VERSION=8", "-DNODE_ADDON_API_DISABLE_DEPRECATED", "-DNAPI_DISABLE_CPP_EXCEPTIONS"] : [];
+          await run(gxx!, ["-std=c++17", "-O1", "-fPIC", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror", "-I", CUDA_INCLUDE!, ...napi, "-c", src, "-o", obj], { maxBuffer: 1 << 24 });
         }
       }),
     );
+    const isTool = (o: string) => /-(fsmoe-replay|tensors|predict)\.cc\.o$/.test(o);
+    const isAddon = (o: string) => o.endsWith("-addon.cc.o");
+    const isCapi = (o: string) => o.endsWith("-runtime.cc.o");
     exe = join(dir, "fsmoe-replay-mock");
     // -rdynamic: the fake NCCL library calls the mock runtime's cudaMemcpyAsync.
-    await run(gxx!, ["-rdynamic", ...objects, "-ldl", "-lpthread", "-o", exe]);
+    await run(gxx!, ["-rdynamic", ...objects.filter((o) => !isAddon(o) && !isCapi(o)), "-ldl", "-lpthread", "-o", exe]);
+    mockAddonPath = join(dir, "fsmoec_native_mock.node");
+    await run(gxx!, ["-shared", ...objects.filter((o) => !isTool(o) && !isCapi(o)), "-ldl", "-lpthread", "-o", mockAddonPath]);
+    capiLib = join(dir, "libfsmoe_runtime.so");
+    await run(gxx!, ["-shared", "-Wl,--no-undefined", ...objects.filter((o) => !isAddon(o) && !/-(fsmoe-replay|predict)\.cc\.o$/.test(o)), "-ldl", "-lpthread", "-o", capiLib]);
     fakeNccl = join(dir, "libnccl-fake.so.2");
     await run(gxx!, ["-std=c++17", "-shared", "-fPIC", "-O1", "-Wall", "-Wextra", "-Werror", "-I", CUDA_INCLUDE!, join(NATIVE, "tools/mock/fake_nccl.cc"), "-o", fakeNccl]);
   }, 600_000);
@@ -208,5 +236,146 @@ describe.skipIf(!!skip)("the CUDA executor on a CPU stand-in of the CUDA runtime
     const n = await mock(["run", join(PREPARED, manifest.cases[0]!.plan), "--comm", "nccl"], { FSMOEC_NCCL_PATH: "/nonexistent/libnccl.so.2" });
     expect(n.code).toBe(3);
     expect(n.stderr).toContain("NCCL unavailable: cannot load $FSMOEC_NCCL_PATH (/nonexistent/libnccl.so.2");
+  });
+
+  it("runs a plan through the addon's runCuda and judges it against the host reference (fp32 1e-4, bf16 2e-2)", async () => {
+    const mockAddon = loadAddon(mockAddonPath).addon as NativeAddon;
+    expect(mockAddon.buildInfo().backends).toBe("host,cuda");
+    expect(mockAddon.cudaDevice!()).toMatchObject({ compiled: true, ok: true });
+    const plan = readFileSync(join(PREPARED, "cases", "fsmoe-esp-ep.plan.json"), "utf8");
+    const fp32 = await verifyCuda(plan, { iterations: 2 }, mockAddon);
+    if ("error" in fp32) throw new Error(fp32.error);
+    expect(fp32.ok).toBe(true);
+    expect(fp32.comparison.tolerance).toBe(1e-4);
+    expect(fp32.replay.ranksHere).toEqual([0, 1, 2, 3]);
+    expect(fp32.replay.comm).toMatch(/^loopback/);
+    expect(fp32.replay.timing.graphIterations).toBe(2);
+    expect(fp32.comparison.tensors.length).toBeGreaterThanOrEqual(4 * 3);
+    expect(fp32.comparison.routing.every((r) => r.mismatches === 0 && r.decisions > 0)).toBe(true);
+    expect(fp32.comparison.maxRelError).toBeLessThan(1e-6);
+    const bf16 = await verifyCuda(plan, { precision: "bf16", graph: false }, mockAddon);
+    if ("error" in bf16) throw new Error(bf16.error);
+    expect(bf16.ok).toBe(true);
+    expect(bf16.comparison.tolerance).toBe(2e-2);
+    expect(bf16.comparison.maxRelError, "bf16 operands change the numbers").toBeGreaterThan(1e-5);
+    expect(bf16.replay.timing.graphIterations).toBe(0);
+  });
+
+  it("fsmoec run --backend cuda --verify passes through the addon ($FSMOEC_ADDON_PATH), and says 'no CUDA device' with exit 3 when there is none", async () => {
+    const saved = { addon: process.env.FSMOEC_ADDON_PATH, noDevice: process.env.FSMOE_MOCK_NO_DEVICE, exitCode: process.exitCode };
+    const cli = async (...argv: string[]) => {
+      let out = "";
+      let err = "";
+      let code = 0;
+      await program({ out: (x) => (out += x), err: (x) => (err += x) }, (c) => (code = c)).exitOverride().parseAsync(argv, { from: "user" });
+      return { code, out, err };
+    };
+    const plan = join(PREPARED, "cases", "tutel-gshard-swiglu.plan.json");
+    try {
+      process.env.FSMOEC_ADDON_PATH = mockAddonPath;
+      const ok = await cli("run", plan, "--backend", "cuda", "--verify", "--precision", "bf16");
+      expect(ok.code, ok.err).toBe(0);
+      expect(ok.out).toMatch(/on the cuda backend: 4 ranks/);
+      expect(ok.out).toMatch(/cuda: .*; bf16; GEMM built-in; comm loopback/);
+      expect(ok.out).toMatch(/verify: PASS .*\(tolerance 2e-2\); routing identical/);
+      const json = await cli("run", plan, "--backend", "cuda", "--verify", "--format", "json");
+      expect(json.code, json.err).toBe(0);
+      const report = JSON.parse(json.out) as { backend: string; verify: { ok: boolean; tolerance: number }; cuda: { precision: string; timing: { graphIterations: number } } };
+      expect(report).toMatchObject({ backend: "cuda", verify: { ok: true, tolerance: 1e-4 }, cuda: { precision: "fp32", timing: { graphIterations: 1 } } });
+      process.env.FSMOE_MOCK_NO_DEVICE = "1";
+      const none = await cli("run", plan, "--backend", "cuda", "--verify");
+      expect(none.code).toBe(3);
+      expect(none.err).toMatch(/^fsmoec: error: no CUDA device: cudaGetDeviceCount failed: cudaErrorInsufficientDriver/);
+    } finally {
+      for (const [k, v] of [["FSMOEC_ADDON_PATH", saved.addon], ["FSMOE_MOCK_NO_DEVICE", saved.noDevice]] as const) if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+      process.exitCode = saved.exitCode;
+    }
+  });
+
+  it("an emitted plan.cu linked against libfsmoe_runtime runs the plan: the same tensors as the host reference; a plan.json of another job, a missing device and a failing op are reported", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "fsmoe-capi-"));
+    // Two one-rank layer jobs of different sizes (the C API runs one rank per process; more ranks need NCCL across processes).
+    const planOf = (hidden: number) => {
+      const source = layerJobSource({ nodes: 1, gpus: 1, hidden, expertHidden: 2 * hidden, experts: 4, topK: 2, seqLen: 24, microBatches: 2, activation: "swiglu", parallel: "esp = 1, ep = 1", pipeline: "2" });
+      const { plan, diagnostics } = planFor(checkedJob(source), "fsmoe");
+      if (!plan) throw new Error(diagnostics.map((d) => d.message).join("\n"));
+      return plan;
+    };
+    const plan = planOf(32);
+    const other = planOf(48);
+    writeFileSync(join(dir, "plan.json"), JSON.stringify(plan));
+    writeFileSync(join(dir, "other.json"), JSON.stringify(other));
+    writeFileSync(join(dir, "plan.cu"), emitCuda(plan));
+    const fn = `fsmoe_plan_${identifier(plan.job.name)}`;
+    writeFileSync(
+      join(dir, "main.cc"),
+      `#include "fsmoe_runtime_cuda.h"
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+extern "C" fsmoe_status ${fn}(fsmoe_rt* rt, int32_t rank, int32_t* failed_op);
+// main PLAN_JSON OUT ITERATIONS: create the runtime, issue ITERATIONS iterations, write the last one's tensors.
+int main(int argc, char** argv) {
+  if (argc != 4) return 2;
+  std::ifstream f(argv[1]);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  const std::string text = ss.str();
+  fsmoe_rt* rt = nullptr;
+  fsmoe_status st = fsmoe_cuda_create(text.data(), text.size(), nullptr, &rt);
+  if (st != FSMOE_OK) {
+    std::printf("create: %s: %s\\n", fsmoe_status_name(st), fsmoe_cuda_error(rt));
+    fsmoe_cuda_destroy(rt);
+    return 3;
+  }
+  for (int i = 0; i < std::atoi(argv[3]); i++) {
+    int32_t failed = -1;
+    st = ${fn}(rt, fsmoe_cuda_rank(rt), &failed);
+    if (st != FSMOE_OK) {
+      std::printf("iteration %d: %s at op %d: %s\\n", i, fsmoe_status_name(st), failed, fsmoe_cuda_error(rt));
+      fsmoe_cuda_destroy(rt);
+      return 4;
+    }
+  }
+  st = fsmoe_cuda_synchronize(rt);
+  if (st == FSMOE_OK) st = fsmoe_cuda_write_results(rt, argv[2]);
+  if (st != FSMOE_OK) std::printf("results: %s: %s\\n", fsmoe_status_name(st), fsmoe_cuda_error(rt));
+  fsmoe_cuda_destroy(rt);
+  return st == FSMOE_OK ? 0 : 5;
+}
+`,
+    );
+    // A generated file whose gate op reads another byte range than plan.json says.
+    const gate = plan.ops.find((o) => o.kind === "gate")!;
+    const skewed = { ...plan, ops: plan.ops.map((o) => (o.id === gate.id ? { ...o, accesses: o.accesses.map((a, i) => (i === 0 ? { ...a, offset: a.offset + 4 } : a)) } : o)) } as typeof plan;
+    writeFileSync(join(dir, "skewed.cu"), emitCuda(skewed));
+    const link = (cu: string, out: string) =>
+      run(gxx!, ["-std=c++17", "-Wall", "-Wextra", "-Werror", "-x", "c++", "-I", join(NATIVE, "include"), join(dir, cu), "-x", "none", join(dir, "main.cc"), capiLib, `-Wl,-rpath,${join(capiLib, "..")}`, "-o", join(dir, out)]);
+    await Promise.all([link("plan.cu", "driver"), link("skewed.cu", "skewed")]);
+    const driver = join(dir, "driver");
+    const skewedRun = await run(join(dir, "skewed"), [join(dir, "plan.json"), join(dir, "skewed.tensors"), "1"]).then(() => ({ code: 0, stdout: "" }), (e: { code: number; stdout: string }) => ({ code: e.code, stdout: e.stdout }));
+    expect(skewedRun.code).toBe(4);
+    expect(skewedRun.stdout).toContain(`FSMOE_ERROR_MISMATCH at op ${gate.id} in fsmoe_launch_gate(`);
+    expect(skewedRun.stdout).toMatch(new RegExp(`op ${gate.id} range 0 is not plan.json's \\(offset \\d+, \\d+ bytes\\)`));
+    const drive = (planFile: string, iterations: number, env: Record<string, string> = {}) => run(driver, [planFile, join(dir, "out.tensors"), String(iterations)], { env: { ...process.env, ...env } }).then(() => ({ code: 0, stdout: "" }), (e: { code: number; stdout: string }) => ({ code: e.code, stdout: e.stdout }));
+    // Two iterations: the second starts from zeroed gradients again, so it reproduces one iteration of the reference.
+    const ok = await drive(join(dir, "plan.json"), 2);
+    expect(ok.code, ok.stdout).toBe(0);
+    const ref = await mock(["reference", join(dir, "plan.json"), "--write", join(dir, "ref.tensors")]);
+    expect(ref.code, ref.stderr).toBe(0);
+    const cmp = await mock(["compare", join(dir, "out.tensors"), join(dir, "ref.tensors"), "--tolerance", "1e-6"]);
+    expect(cmp.code, cmp.stdout + cmp.stderr).toBe(0);
+    console.log(`cuda-executor: plan.cu on libfsmoe_runtime vs the host reference: ${cmp.stdout.trim().split("\n").pop()}`);
+    expect(cmp.stdout).toMatch(/MATCH: \d+ tensors, .* 0\/\d+ routing decisions differ/);
+    // The runtime checks the generated file against plan.json before issuing anything.
+    const wrong = await drive(join(dir, "other.json"), 1);
+    expect(wrong.code).toBe(4);
+    expect(wrong.stdout).toMatch(/FSMOE_ERROR_MISMATCH outside any op in fsmoe_plan_begin\(rt, &kPlan, rank\): the generated plan does not match plan.json: arena of \d+ bytes vs \d+/);
+    const none = await drive(join(dir, "plan.json"), 1, { FSMOE_MOCK_NO_DEVICE: "1" });
+    expect(none.code).toBe(3);
+    expect(none.stdout).toMatch(/^create: FSMOE_ERROR_UNAVAILABLE: no CUDA device: cudaGetDeviceCount failed/);
   });
 });

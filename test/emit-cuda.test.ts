@@ -1,7 +1,8 @@
 /**
  * The `cuda` target (codegen/cuda.ts): every example's plan.cu compiles against the runtime's C
  * API (native/include/fsmoe_runtime.h) with nvcc where nvcc exists, and with g++ under
- * -Wall -Wextra -Werror; the header is plain C. Linked with a recording stand-in of the
+ * -Wall -Wextra -Werror; the header is plain C; every one links against libfsmoe_runtime (the C
+ * API on the CUDA backend, where it is built) with no undefined symbol. Linked with a recording stand-in of the
  * runtime, the generated code issues exactly the plan: every op once, in plan order, on its
  * stream, after waiting for the right events, on the right byte ranges of the arena and the
  * right communicators; the unrolled form and the table-driven form issue the same calls; a
@@ -23,6 +24,8 @@ import { PlanOp, type Plan } from "../compiler/plan/schema.js";
 
 const run = promisify(execFile);
 const INCLUDE = resolve("native/include");
+/** Where `npm run build:native` puts libfsmoe_runtime.so (built where nvcc exists). */
+const RUNTIME_DIR = resolve("native/build/Release");
 
 /** The plans of a file's train jobs (all of them, or the first), compiled with the auto strategy. */
 function plansOf(file: string, all: boolean): Plan[] {
@@ -227,15 +230,23 @@ describe("the cuda target", () => {
     });
   });
 
-  it.skipIf(!nvcc)("every example's plan.cu compiles with nvcc against the runtime's C API", { timeout: 900_000 }, async () => {
+  it.skipIf(!nvcc)("every example's plan.cu compiles with nvcc against the runtime's C API and links against libfsmoe_runtime (where it is built)", { timeout: 900_000 }, async () => {
     const dir = mkdtempSync(join(tmpdir(), "fsmoe-cu-nvcc-"));
+    const runtime = existsSync(join(RUNTIME_DIR, "libfsmoe_runtime.so"));
+    if (!runtime) console.log(`emit-cuda: ${RUNTIME_DIR}/libfsmoe_runtime.so is not built (npm run build:native, where nvcc exists): plan.cu files are compiled, not linked`);
     // nvcc spends most of its wall time waiting, so three at a time cost about one core.
     console.log(`emit-cuda: compiling ${plans.length} plans with ${nvcc}`);
     await pool(plans, 3, async ({ name, plan }) => {
       const file = join(dir, `${identifier(name)}.cu`);
+      const obj = file.replace(/\.cu$/, ".o");
       writeFileSync(file, emitCuda(plan));
-      await run(nvcc!, ["-std=c++17", "-c", "-I", INCLUDE, file, "-o", file.replace(/\.cu$/, ".o")], { maxBuffer: 1 << 24 });
-      expect(existsSync(file.replace(/\.cu$/, ".o")), name).toBe(true);
+      await run(nvcc!, ["-std=c++17", "-c", "-Xcompiler", "-fPIC", "-I", INCLUDE, file, "-o", obj], { maxBuffer: 1 << 24 });
+      expect(existsSync(obj), name).toBe(true);
+      if (!runtime) return;
+      // Every symbol resolved: the library implements the whole C API the generated code calls.
+      const lib = file.replace(/\.cu$/, ".so");
+      await run(nvcc!, ["-shared", obj, "-L", RUNTIME_DIR, "-lfsmoe_runtime", "-Xlinker", "--no-undefined", "-o", lib], { maxBuffer: 1 << 24 });
+      expect(existsSync(lib), name).toBe(true);
     });
   });
 

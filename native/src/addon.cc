@@ -4,10 +4,12 @@
 // { ok: false, error } objects, and bad arguments as JS TypeErrors.
 #include <napi.h>
 
+#include <algorithm>
 #include <cmath>
 #include <thread>
 
 #include "comm_mpi.h"
+#include "cuda/backend.h"
 #include "executor.h"
 #include "json.h"
 #include "model.h"
@@ -246,6 +248,142 @@ Napi::Value Uniform(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, uniformAt(uint64_t(seed), tensorId(info[1].As<Napi::String>().Utf8Value()), uint64_t(index), info[3].As<Napi::Number>().FloatValue()));
 }
 
+// ── The CUDA backend (src/cuda/backend.h): runCuda(plan, options) ─────────────────────────────
+// Linked from the static fsmoe_cuda library where nvcc was found, otherwise from src/cuda/stub.cc;
+// either way a machine without a device answers { ok: false, error: "no CUDA device: …" }.
+
+/** Options of runCuda: the host options plus { precision, comm, gemm, graph }, GPU-sized limits. */
+struct CudaOptions {
+  Options base;
+  gpu::Options gpu;
+};
+
+bool parseCudaOptions(const std::string& text, CudaOptions& o, std::string& error) {
+  o.base.limits.maxWorld = 64;
+  o.base.limits.maxArenaBytes = int64_t(1) << 40;
+  o.base.limits.maxTotalBytes = int64_t(1) << 42;
+  o.base.limits.maxOps = int64_t(1) << 22;
+  o.base.limits.maxPlanBytes = int64_t(1) << 30;
+  if (!parseOptions(text, o.base, error)) return false;
+  if (o.base.run.emptyKernels || !o.base.run.skip.empty()) return error = "options: emptyKernels and skip are host-backend options; the cuda backend runs every op", false;
+  o.gpu.timeoutMs = o.base.run.timeoutMs;
+  o.gpu.graphIterations = o.base.run.iterations;
+  o.gpu.eagerIterations = std::min(o.base.run.iterations, 5);
+  if (text.empty()) return true;
+  Json root;
+  std::string err;
+  if (!parseJson(text.data(), text.size(), root, err) || !root.isObject()) return error = "options: expected a JSON object", false;
+  auto choice = [&](const char* name, std::initializer_list<const char*> names, int& out) {
+    const Json* v = root.get(name);
+    if (!v) return true;
+    int i = 0;
+    std::string list;
+    for (const char* n : names) {
+      if (v->isString() && v->string == n) return out = i, true;
+      list += (i++ ? ", " : "") + std::string(n);
+    }
+    return error = std::string("options.") + name + ": expected one of " + list, false;
+  };
+  int precision = 0, comm = 0, gemm = 0;
+  if (!choice("precision", {"fp32", "bf16"}, precision) || !choice("comm", {"auto", "loopback", "nccl"}, comm) || !choice("gemm", {"auto", "cublas", "builtin"}, gemm)) return false;
+  o.gpu.precision = precision ? gpu::Precision::Bf16 : gpu::Precision::Fp32;
+  o.gpu.comm = comm == 1 ? gpu::Comm::Loopback : comm == 2 ? gpu::Comm::Nccl : gpu::Comm::Auto;
+  o.gpu.gemm = gemm == 1 ? gpu::Gemm::Cublas : gemm == 2 ? gpu::Gemm::Builtin : gpu::Gemm::Auto;
+  if (const Json* g = root.get("graph")) {
+    if (!g->isBool()) return error = "options.graph: expected true or false", false;
+    if (!g->boolean) o.gpu.graphIterations = 0;
+  }
+  return true;
+}
+
+/** Replays a plan on the CUDA backend off the event loop; resolves with run's shape plus { ranksHere, device, gemm, comm, timing }. */
+class CudaWorker : public Napi::AsyncWorker {
+ public:
+  CudaWorker(Napi::Env env, std::string plan, std::string options)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), planText_(std::move(plan)), optionsText_(std::move(options)) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      Plan plan;
+      CudaOptions o;
+      std::string error;
+      if (!parseCudaOptions(optionsText_, o, error) || !loadPlan(planText_.data(), planText_.size(), o.base.limits, plan, error)) {
+        result_.run.error = error;
+        return;
+      }
+      planText_.clear();
+      planText_.shrink_to_fit();
+      result_ = gpu::run(plan, o.gpu);
+    } catch (const std::bad_alloc&) {
+      result_.run.ok = false;
+      result_.run.error = "out of memory";
+    } catch (const std::exception& e) {
+      result_.run.ok = false;
+      result_.run.error = std::string("internal error: ") + e.what();
+    }
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::Object o = toJs(env, result_.run);
+    if (result_.run.ok) {
+      Napi::Array here = Napi::Array::New(env, result_.ranks.size());
+      for (std::size_t i = 0; i < result_.ranks.size(); i++) here.Set(uint32_t(i), Napi::Number::New(env, result_.ranks[i]));
+      o.Set("ranksHere", here);
+      o.Set("device", Napi::String::New(env, result_.device));
+      o.Set("gemm", Napi::String::New(env, result_.gemm));
+      o.Set("comm", Napi::String::New(env, result_.comm));
+      const gpu::Timing& t = result_.timing;
+      Napi::Object timing = Napi::Object::New(env);
+      timing.Set("setupUs", Napi::Number::New(env, t.setupUs));
+      timing.Set("firstUs", Napi::Number::New(env, t.firstUs));
+      timing.Set("eagerUs", Napi::Number::New(env, t.eagerUs));
+      timing.Set("captureUs", Napi::Number::New(env, t.captureUs));
+      timing.Set("graphUs", Napi::Number::New(env, t.graphUs));
+      timing.Set("eagerIterations", Napi::Number::New(env, t.eagerIterations));
+      timing.Set("graphIterations", Napi::Number::New(env, t.graphIterations));
+      timing.Set("profileSource", Napi::String::New(env, t.profileSource));
+      o.Set("timing", timing);
+    }
+    deferred_.Resolve(o);
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::string planText_, optionsText_;
+  gpu::Result result_;
+};
+
+Napi::Value RunCuda(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string plan, options;
+  if (!stringArg(info, 0, plan, false) || !stringArg(info, 1, options, true)) return env.Undefined();
+  auto* w = new CudaWorker(env, std::move(plan), std::move(options));
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+/** cudaDevice(): whether this build has the CUDA backend and the first device (or why there is none); nothing runs. */
+Napi::Value CudaDevice(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const gpu::DeviceInfo d = gpu::probe();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("compiled", Napi::Boolean::New(env, gpu::compiled()));
+  o.Set("ok", Napi::Boolean::New(env, d.ok));
+  if (!d.ok) {
+    o.Set("error", Napi::String::New(env, d.error));
+    return o;
+  }
+  o.Set("count", Napi::Number::New(env, d.count));
+  o.Set("name", Napi::String::New(env, d.name));
+  o.Set("computeCapability", Napi::Number::New(env, d.major * 10 + d.minor));
+  o.Set("smCount", Napi::Number::New(env, d.smCount));
+  o.Set("memoryBytes", Napi::Number::New(env, double(d.memBytes)));
+  return o;
+}
+
 Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
@@ -256,7 +394,7 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
 #endif
   o.Set("mpi", Napi::Boolean::New(env, mpiProcess().built));
   o.Set("hardwareThreads", Napi::Number::New(env, std::thread::hardware_concurrency()));
-  o.Set("backends", Napi::String::New(env, "host"));
+  o.Set("backends", Napi::String::New(env, gpu::compiled() ? "host,cuda" : "host"));
   return o;
 }
 
@@ -332,6 +470,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("philox", Napi::Function::New(env, Philox, "philox"));
   exports.Set("uniform", Napi::Function::New(env, Uniform, "uniform"));
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
+  exports.Set("runCuda", Napi::Function::New(env, RunCuda, "runCuda"));
+  exports.Set("cudaDevice", Napi::Function::New(env, CudaDevice, "cudaDevice"));
   return exports;
 }
 

@@ -47,6 +47,45 @@ export type NativeResult =
     }
   | { readonly ok: false; readonly error: string };
 
+/** What the CUDA backend adds to a run's result: where it ran and how long its phases took. */
+export interface NativeCudaRun {
+  /** The plan ranks this process ran, in `ranks` order (loopback: all of them). */
+  readonly ranksHere: readonly number[];
+  /** "NVIDIA H200 (sm_90, 132 SMs, 141 GiB)". */
+  readonly device: string;
+  /** "cuBLAS (libcublas.so.13)" or "built-in". */
+  readonly gemm: string;
+  /** "loopback (4 ranks on one GPU)" or "NCCL …, rank 1 of 8". */
+  readonly comm: string;
+  /** µs: setup, the warm-up iteration, the mean eager iteration, graph capture, the mean graph launch. */
+  readonly timing: {
+    readonly setupUs: number;
+    readonly firstUs: number;
+    readonly eagerUs: number;
+    readonly captureUs: number;
+    readonly graphUs: number;
+    readonly eagerIterations: number;
+    readonly graphIterations: number;
+    /** How the op times were taken: "graph" or "eager". */
+    readonly profileSource: string;
+  };
+}
+
+/** The result of `runCuda`: a run's result with the CUDA details, or the error ("no CUDA device: …" where there is none). */
+export type NativeCudaResult = (Extract<NativeResult, { ok: true }> & NativeCudaRun) | { readonly ok: false; readonly error: string };
+
+/** What `cudaDevice` says: whether the CUDA backend is compiled in, and the first device or why there is none. */
+export interface NativeCudaDevice {
+  readonly compiled: boolean;
+  readonly ok: boolean;
+  readonly error?: string;
+  readonly count?: number;
+  readonly name?: string;
+  readonly computeCapability?: number;
+  readonly smCount?: number;
+  readonly memoryBytes?: number;
+}
+
 /** What `validate` says about a plan. */
 export interface NativeValidation {
   readonly ok: boolean;
@@ -65,6 +104,7 @@ export interface NativeAddon {
   uniform(seed: number, tensor: string, index: number, a: number): number;
   /** The host's measured fp32 peak, GFLOP/s: `threads` threads of register-resident multiply-add chains for about `seconds` each, best of three. */
   peakGflops(threads: number, seconds: number): number;
+  /** backends: the comma-separated backends this build has ("host" or "host,cuda"). */
   buildInfo(): { readonly cuda: boolean; readonly mpi: boolean; readonly hardwareThreads: number; readonly backends: string };
   /** This process's rank and the job's size when an MPI launcher started it (and the build has MPI); null otherwise. */
   mpi(): { readonly rank: number; readonly size: number; readonly error?: string } | null;
@@ -74,12 +114,27 @@ export interface NativeAddon {
   mpiFinalize(): void;
   /** MPI_Abort of the whole job with this exit code (a no-op without MPI). */
   mpiAbort(code: number): void;
+  /** Replay on the CUDA backend; options { iterations, timeoutMs, precision, comm, gemm, graph } as JSON (runtime/replay/cuda.ts). Absent in builds older than it. */
+  runCuda?(plan: string, options?: string): Promise<NativeCudaResult>;
+  /** The CUDA device (nothing runs). Absent in builds older than it. */
+  cudaDevice?(): NativeCudaDevice;
 }
 
 let cached: { addon?: NativeAddon; error?: string } | undefined;
 
-/** The addon (from `path`, by default where cmake-js builds it), or a message saying why it cannot be loaded and how to build it. */
-export function loadAddon(path: string = ADDON_PATH): { addon?: NativeAddon; error?: string } {
+/**
+ * The addon (from `path`; by default from $FSMOEC_ADDON_PATH when set, e.g. a build elsewhere or
+ * the tests' build against the CPU stand-in of the CUDA runtime, else where cmake-js builds it),
+ * or a message saying why it cannot be loaded and how to build it.
+ */
+export function loadAddon(path?: string): { addon?: NativeAddon; error?: string } {
+  const override = process.env.FSMOEC_ADDON_PATH;
+  if (path === undefined && override) return loadAddonFrom(override);
+  return loadAddonFrom(path ?? ADDON_PATH);
+}
+
+/** Loads (and, for the default build, caches) the addon at `path`; Node caches every path's module itself. */
+function loadAddonFrom(path: string): { addon?: NativeAddon; error?: string } {
   if (path === ADDON_PATH && cached) return cached;
   let r: { addon?: NativeAddon; error?: string };
   if (!existsSync(path)) {

@@ -13,9 +13,10 @@ import type { StrategyName } from "../../compiler/schedule/index.js";
 import { requireAddon, type NativeRank, type NativeResult } from "./addon.js";
 import { compare, type Comparison } from "./compare.js";
 
-export { ADDON_PATH, BUILD_COMMAND, loadAddon, requireAddon, type NativeAddon, type NativeRank, type NativeResult } from "./addon.js";
+export { ADDON_PATH, BUILD_COMMAND, loadAddon, requireAddon, type NativeAddon, type NativeCudaDevice, type NativeCudaResult, type NativeRank, type NativeResult } from "./addon.js";
 export { compare, relativeError, TOLERANCE, type Comparison, type RoutingCheck, type TensorCheck } from "./compare.js";
 export { shrink, type ShrinkOptions, type Shrunk } from "./shrink.js";
+export { CUDA_TOLERANCE, isNoDevice, replayCuda, verifyCuda, type CudaReplayOptions, type CudaVerification } from "./cuda.js";
 
 /** A job's router fields, as plan.json carries them in job.model (defaults applied). */
 export interface RouterOptions {

@@ -179,6 +179,35 @@ class Executor {
     return out;
   }
 
+  // Driven op by op from outside (Session, the C API): one local rank, the caller orders the streams.
+  /** Setup; fails unless this process runs exactly one rank (world 1, or one rank of an NCCL world). */
+  bool open(Result& out) {
+    if (!setup(out)) return false;
+    if (ranks_.size() != 1)
+      return fail("the C API runs one rank per process, but this plan has " + std::to_string(j_.world) + " ranks and no launcher started one process per rank (torchrun or an MPI launcher, with NCCL)");
+    return true;
+  }
+  int rank() const { return ranks_[0]->rank; }
+  cudaStream_t stream(int id) const { return ranks_[0]->s(id); }
+  char* arena() { return base(*ranks_[0]); }
+  bool begin() {
+    ctx_ = "iteration prologue";
+    return prologue(*ranks_[0], false);
+  }
+  /** Issue op `id` (a kernel, or a collective on its group's communicator) on its stream, without the plan's waits: the caller issued those. */
+  bool launch(int id) {
+    RankState& r = *ranks_[0];
+    const Op& op = p_.ops[std::size_t(id)];
+    ctx_ = describe(op, r.rank);
+    return isCollective(op.kind) ? ncclOrLocalCollective(r, op) : kernel(r, op);
+  }
+  bool end() { return epilogue(); }
+  bool wait() { return sync(s0(), "the iteration"); }
+  const std::string& error() const { return error_; }
+  void clearError() { error_.clear(); }
+  void abort() { abortComms(); }
+  bool results(RunResult& out) { return collect(out); }
+
  private:
   const Plan& p_;
   const Job& j_;
@@ -626,20 +655,30 @@ class Executor {
       RankState& r = *rp;
       for (int s = 0; s < kStreams; s++)
         if (&r != ranks_[0].get() || s != 0) CU(cudaStreamWaitEvent(r.s(s), fork_.get(), 0));
-      cudaStream_t c = r.s(0);
-      if (profile && !timing(r.iterStart.get(), c)) return false;
-      // Gradients start at zero; the inputs are copied in; the loss restarts.
-      for (const Buffer& b : p_.buffers)
-        if (b.persistent && b.given == Given::None && b.bytes > 0) CU(cudaMemsetAsync(base(r) + b.offset, 0, std::size_t(b.bytes), c));
-      for (const auto& g : r.givenCopies)
-        CU(cudaMemcpyAsync(base(r) + g.arenaOffset, r.givens.as<char>() + g.storeOffset, std::size_t(g.bytes), cudaMemcpyDeviceToDevice, c));
-      CU(cudaMemsetAsync(r.loss.as(), 0, 2 * sizeof(double), c));
-      if (profile && !timing(r.prologueEnd.get(), c)) return false;
-      CU(cudaEventRecord(r.prologueDone.get(), c));
-      CU(cudaStreamWaitEvent(r.s(1), r.prologueDone.get(), 0));
-      CU(cudaStreamWaitEvent(r.s(2), r.prologueDone.get(), 0));
+      if (!prologue(r, profile)) return false;
     }
     if (!issueOps()) return false;
+    return epilogue();
+  }
+
+  /** One rank's prologue on its compute stream: gradients start at zero, the inputs are copied in, the loss restarts; the other streams wait for it. */
+  bool prologue(RankState& r, bool profile) {
+    cudaStream_t c = r.s(0);
+    if (profile && !timing(r.iterStart.get(), c)) return false;
+    for (const Buffer& b : p_.buffers)
+      if (b.persistent && b.given == Given::None && b.bytes > 0) CU(cudaMemsetAsync(base(r) + b.offset, 0, std::size_t(b.bytes), c));
+    for (const auto& g : r.givenCopies)
+      CU(cudaMemcpyAsync(base(r) + g.arenaOffset, r.givens.as<char>() + g.storeOffset, std::size_t(g.bytes), cudaMemcpyDeviceToDevice, c));
+    CU(cudaMemsetAsync(r.loss.as(), 0, 2 * sizeof(double), c));
+    if (profile && !timing(r.prologueEnd.get(), c)) return false;
+    CU(cudaEventRecord(r.prologueDone.get(), c));
+    CU(cudaStreamWaitEvent(r.s(1), r.prologueDone.get(), 0));
+    CU(cudaStreamWaitEvent(r.s(2), r.prologueDone.get(), 0));
+    return true;
+  }
+
+  /** Every stream of every local rank joins the first rank's compute stream. */
+  bool epilogue() {
     ctx_ = "iteration epilogue";
     for (auto& rp : ranks_) {
       RankState& r = *rp;
@@ -1216,6 +1255,23 @@ class Executor {
       for (int i = 0; i < o_.eagerIterations; i++) out.run.iterationUs.push_back(tm.eagerUs);
     }
     // 5. Results of the last iteration.
+    if (!collect(out.run)) return false;
+    for (std::size_t i = 0; i < ranks_.size(); i++) {
+      RankResult& rr = out.run.ranks[i];
+      rr.opUs = opUs[i];
+      rr.workUs = opUs[i];
+      rr.startUs = startUs[i];
+      rr.endUs = endUs[i];
+    }
+    if (nccl_ && j_.world > 1) {
+      std::string err;
+      if (!rendezvous_.barrier(err)) return fail("final barrier: " + err);
+    }
+    return true;
+  }
+
+  /** Every local rank's tensors, routing and loss of the last iteration (after the device is idle). */
+  bool collect(RunResult& out) {
     ctx_ = "reading the results";
     CU(cudaDeviceSynchronize());
     for (std::size_t i = 0; i < ranks_.size(); i++) {
@@ -1253,15 +1309,7 @@ class Executor {
       CU(cudaMemcpy(loss, r.loss.as(), sizeof loss, cudaMemcpyDeviceToHost));
       rr.loss = loss[0];
       rr.lossScale = loss[1];
-      rr.opUs = opUs[i];
-      rr.workUs = opUs[i];
-      rr.startUs = startUs[i];
-      rr.endUs = endUs[i];
-      out.run.ranks.push_back(std::move(rr));
-    }
-    if (nccl_ && j_.world > 1) {
-      std::string err;
-      if (!rendezvous_.barrier(err)) return fail("final barrier: " + err);
+      out.ranks.push_back(std::move(rr));
     }
     return true;
   }
@@ -1270,6 +1318,65 @@ class Executor {
 };
 
 }  // namespace
+
+// ── Session ──────────────────────────────────────────────────────────────────────────────────
+
+struct Session::Impl {
+  Plan plan;
+  Options options;
+  std::unique_ptr<Executor> ex;
+  Result info;
+  std::string error;
+};
+
+Session::Session() : impl_(new Impl) {}
+Session::~Session() {
+  if (impl_->ex && !impl_->error.empty()) impl_->ex->abort();
+}
+
+/** Runs `f` on the executor; a failure (or an exception) leaves its message in error(). */
+template <class F>
+static bool guarded(Session::Impl& s, F f) {
+  if (!s.ex) return s.error = s.error.empty() ? "the session is not open" : s.error, false;
+  try {
+    if (f(*s.ex)) return true;
+    s.error = s.ex->error();
+    s.ex->clearError();
+  } catch (const std::bad_alloc&) {
+    s.error = "cuda backend: out of host memory";
+  } catch (const std::exception& e) {
+    s.error = std::string("cuda backend: internal error: ") + e.what();
+  }
+  return false;
+}
+
+bool Session::open(Plan plan, const Options& options) {
+  if (impl_->ex) return impl_->error = "the session is already open", false;
+  impl_->plan = std::move(plan);
+  impl_->options = options;
+  impl_->ex.reset(new Executor(impl_->plan, impl_->options));
+  if (guarded(*impl_, [&](Executor& e) { return e.open(impl_->info); })) return true;
+  impl_->ex->abort();
+  impl_->ex.reset();
+  return false;
+}
+bool Session::isOpen() const { return impl_->ex != nullptr; }
+const Plan& Session::plan() const { return impl_->plan; }
+const Result& Session::info() const { return impl_->info; }
+const std::string& Session::error() const { return impl_->error; }
+int Session::rank() const { return impl_->ex ? impl_->ex->rank() : -1; }
+void* Session::stream(int id) const { return impl_->ex && id >= 0 && id < kStreams ? static_cast<void*>(impl_->ex->stream(id)) : nullptr; }
+char* Session::arena() const { return impl_->ex ? impl_->ex->arena() : nullptr; }
+bool Session::begin() { return guarded(*impl_, [](Executor& e) { return e.begin(); }); }
+bool Session::launch(int op) { return guarded(*impl_, [op](Executor& e) { return e.launch(op); }); }
+bool Session::end() { return guarded(*impl_, [](Executor& e) { return e.end(); }); }
+bool Session::wait() { return guarded(*impl_, [](Executor& e) { return e.wait(); }); }
+bool Session::results(RunResult& out) {
+  out = RunResult();
+  out.ok = guarded(*impl_, [&](Executor& e) { return e.results(out); });
+  if (!out.ok) out.error = impl_->error;
+  return out.ok;
+}
 
 Result run(const Plan& plan, const Options& options) {
   try {

@@ -19,6 +19,7 @@
 // in every build, and `compiled()` says whether this build has the backend.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -81,6 +82,44 @@ bool compiled();
 DeviceInfo probe();
 /** Replay `plan` on the GPU. Never throws. */
 Result run(const Plan& plan, const Options& options);
+
+/**
+ * One rank of a plan driven op by op from outside: the C API of generated code
+ * (native/include/fsmoe_runtime.h, capi.cc) calls it. open() sets up as run() does (device arena,
+ * streams, weights, inputs, communicators) for exactly one rank in this process (a plan of one
+ * rank, or one rank of an NCCL world started by a launcher); begin() issues the iteration's
+ * prologue, launch(op) one op on its stream without the plan's waits (the caller orders the
+ * streams with its own events), end() joins the streams, wait() waits for the device, and
+ * results() reads the iteration's tensors under run()'s names. Nothing throws; a failure leaves
+ * its message in error().
+ */
+class Session {
+ public:
+  struct Impl;
+  Session();
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+  bool open(Plan plan, const Options& options);
+  bool isOpen() const;
+  const Plan& plan() const;
+  /** Device, GEMM engine and communicator descriptions, filled by open(). */
+  const Result& info() const;
+  const std::string& error() const;
+  int rank() const;
+  /** The cudaStream_t of stream `id` (0 compute, 1 intra, 2 inter), or null. */
+  void* stream(int id) const;
+  /** This rank's device arena (plan.arenaBytes), or null. */
+  char* arena() const;
+  bool begin();
+  bool launch(int op);
+  bool end();
+  bool wait();
+  bool results(RunResult& out);
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
 
 /** Routing + order + restore on random data (the GPU check's router benchmark). */
 struct RouterBench {
