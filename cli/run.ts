@@ -70,7 +70,7 @@ export function registerRunCommands(cli: Command, io: Io, setExit: (code: number
     .description("time every op class on a backend over a sweep of sizes, fit α and β by least squares, and write a profile a cluster can name")
     .addOption(new Option("--backend <backend>", "where to measure").choices(["host", "cuda"]).default("host"))
     .requiredOption("-o, --out <file>", "the profile file to write")
-    .option("--iterations <n>", "iterations per sweep point", "5")
+    .option("--iterations <n>", "iterations per sweep point (the first is a warm-up)", "8")
     .option("--name <name>", "the profile's name", "host")
     .addOption(new Option("--format <format>", "how to report").choices(["text", "json"]).default("text"))
     .action(async (flags: { backend: string; out: string; iterations: string; name: string; format: string }) => {
@@ -377,7 +377,7 @@ async function profileCommand(flags: { backend: string; out: string; iterations:
     io.err(`fsmoec: error: ${loaded.error}\n`);
     return Exit.runtime;
   }
-  const { profile, fits, dispatchUs } = await profileHost({ iterations, name: flags.name, ...(flags.format === "text" && { onProgress: (d: number, n: number) => io.err(`\rprofiling ${d}/${n}`) }) });
+  const { profile, fits, dispatchUs, handoffUs } = await profileHost({ iterations, name: flags.name, ...(flags.format === "text" && { onProgress: (d: number, n: number) => io.err(`\rprofiling ${d}/${n}`) }) });
   if (flags.format === "text") io.err("\n");
   try {
     writeFileAtomic(flags.out, JSON.stringify(profile, null, 2) + "\n");
@@ -394,7 +394,7 @@ async function profileCommand(flags: { backend: string; out: string; iterations:
   const head = ["op", "kind", "group", "dir", "gemms", "α µs", "β µs", "R²", "points"];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   for (const r of [head, ...rows]) io.out("  " + r.map((c, i) => (i >= 5 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join("  ") + "\n");
-  io.out(`  the ranks share ${profile.host!.cores} core${profile.host!.cores === 1 ? "" : "s"}; the executor costs ${dispatchUs} µs of CPU per op and rank (fsmoec simulate applies both)\n`);
+  io.out(`  the ranks share ${profile.host!.cores} core${profile.host!.cores === 1 ? "" : "s"}; the executor costs ${dispatchUs} µs of CPU per op and ${handoffUs} µs per hand-off between threads (fsmoec run and simulate apply these)\n`);
   io.out(`wrote ${flags.out} (name it in a cluster: profile = "${flags.out}")\n`);
   return Exit.ok;
 }

@@ -168,6 +168,22 @@ describe.skipIf(!addon)("fsmoec run --backend host", () => {
 });
 
 describe("host profiling", () => {
+  it("splits the executor's overhead into a cost per op and per hand-off, never negative", async () => {
+    const { fitOverhead } = await import("../runtime/replay/profile.js");
+    const jobs = [
+      { ops: 28, handoffs: 20 },
+      { ops: 62, handoffs: 70 },
+      { ops: 54, handoffs: 30 },
+    ];
+    const exact = fitOverhead(jobs.map((j) => ({ ...j, overheadUs: 12 * j.ops + 5 * j.handoffs })));
+    expect(exact.dispatchUs).toBeCloseTo(12, 9);
+    expect(exact.handoffUs).toBeCloseTo(5, 9);
+    // Overheads that fall with hand-offs: a cost per op alone, not a negative cost per hand-off.
+    const alone = fitOverhead(jobs.map((j) => ({ ...j, overheadUs: 10 * j.ops - 2 * j.handoffs })));
+    expect(alone.handoffUs).toBe(0);
+    expect(alone.dispatchUs).toBeGreaterThan(0);
+  });
+
   it("prices an op by the most specific line: its kind over its class", async () => {
     const { profileModel } = await import("../compiler/cost/profiles.js");
     const fallback = { name: "fallback", description: "", interference: 1, linear: () => ({ alphaUs: 1000, betaUs: 0 }) };
@@ -199,15 +215,20 @@ describe("host profiling", () => {
     expect(f.alphaUs).toBeCloseTo(3, 9);
     expect(f.betaUs).toBeCloseTo(0.5, 9);
     expect(f.r2).toBeCloseTo(1, 9);
-    // Never negative: a falling line is the mean, a negative intercept refits through the origin.
-    expect(fitLine([{ n: 1, us: 5 }, { n: 2, us: 4 }])).toMatchObject({ alphaUs: 4.5, betaUs: 0 });
+    // Never negative: a falling line is the mean weighted by 1/t², a negative intercept refits through the origin.
+    const flat = fitLine([{ n: 1, us: 5 }, { n: 2, us: 4 }]);
+    expect(flat.betaUs).toBe(0);
+    expect(flat.alphaUs).toBeCloseTo((5 / 25 + 4 / 16) / (1 / 25 + 1 / 16), 12);
+    // Relative errors: a large op that strays does not drag the small ops' line away from them.
+    const mixed = fitLine([{ n: 1, us: 3.5 }, { n: 2, us: 4 }, { n: 4, us: 5 }, { n: 10_000, us: 7_000 }]);
+    expect(Math.abs(mixed.alphaUs + mixed.betaUs - 3.5) / 3.5).toBeLessThan(0.1);
     expect(fitLine([{ n: 1, us: 0 }, { n: 2, us: 3 }]).alphaUs).toBe(0);
   });
 
   it.skipIf(!addon)("writes a profile the compiler reads", async () => {
     const { profileHost } = await import("../runtime/replay/profile.js");
     const { Profile } = await import("../compiler/cost/profiles.js");
-    const { profile, fits, dispatchUs } = await profileHost({
+    const { profile, fits, dispatchUs, handoffUs } = await profileHost({
       iterations: 2,
       specs: [{ hidden: 32, seqLen: 16 }, { hidden: 64, seqLen: 32, activation: "swiglu" }, { model: true, hidden: 32, seqLen: 16, parallel: "tp = 2, esp = 2, ep = 2, edp = 1" }],
     });
@@ -217,8 +238,8 @@ describe("host profiling", () => {
     for (const kind of ["attention", "dense_ffn", "lm_head", "gate", "order", "iorder", "embed", "loss"]) expect(fits.some((f) => f.kind === kind)).toBe(true);
     for (const f of fits) expect(f.alphaUs >= 0 && f.betaUs >= 0).toBe(true);
     // The ranks share this machine's cores, and the executor's own cost per op was measured.
-    expect(profile.host).toEqual({ cores: availableParallelism(), dispatchUs });
-    expect(dispatchUs).toBeGreaterThanOrEqual(0);
+    expect(profile.host).toEqual({ cores: availableParallelism(), dispatchUs, handoffUs });
+    expect(dispatchUs >= 0 && handoffUs >= 0 && dispatchUs + handoffUs > 0).toBe(true);
     // A cluster next to the file names it, and the compiler prices the plan with it.
     const dir = mkdtempSync(join(tmpdir(), "fsmoec-profile-"));
     writeFileSync(join(dir, "host.json"), JSON.stringify(profile));

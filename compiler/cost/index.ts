@@ -3,7 +3,7 @@
  * a JSON file relative to the `.moe` file that names it — over the hardware model, or the
  * hardware model alone. A missing or malformed profile is a located diagnostic.
  */
-import { dirname, join } from "node:path";
+import { dirname, isAbsolute, join } from "node:path";
 import type { TrainJob } from "../check/program.js";
 import type { CheckHost } from "../check/host.js";
 import { nodeHost } from "../check/host.js";
@@ -20,7 +20,7 @@ export function costModelFor(job: TrainJob, bytes: number, host: CheckHost = nod
   const builtin = builtinProfiles.get(name);
   if (builtin) return { model: profileModel(builtin, hardware), diagnostics: [] };
   const span = job.cluster.spans["profile"]!;
-  const path = span.file.startsWith("<") ? name : join(dirname(span.file), name);
+  const path = span.file.startsWith("<") || isAbsolute(name) ? name : join(dirname(span.file), name);
   let text: string;
   try {
     const raw = host.read(path);

@@ -32,8 +32,10 @@ export interface CostQuery {
 export interface SharedCores {
   /** Cores every rank of the job shares. */
   readonly cores: number;
-  /** CPU time the executor spends per op and rank beside the op's own work (issue, queues, events, wake-ups), µs. */
+  /** CPU time the executor spends per op and rank beside the op's own work (issuing, queues, events), µs. */
   readonly dispatchUs: number;
+  /** CPU time per hand-off between threads — an op waiting for another stream's op, a collective's rendezvous — that wakes a sleeping thread, µs; default 0. */
+  readonly handoffUs?: number;
 }
 
 /** α (µs) and β (µs per element or MAC) of one op class. */

@@ -34,7 +34,7 @@ export const Profile = z
     /** Compute kernels run this many times slower while a communication kernel runs (the simulator uses it; default 1: none). */
     interference: z.number().finite().min(1).optional(),
     /** The ranks share this machine's CPU cores (host profiles; the simulator applies it, see SharedCores). */
-    host: z.object({ cores: z.number().int().min(1), dispatchUs: z.number().finite().min(0) }).strict().optional(),
+    host: z.object({ cores: z.number().int().min(1), dispatchUs: z.number().finite().min(0), handoffUs: z.number().finite().min(0).optional() }).strict().optional(),
   })
   .strict();
 

@@ -129,6 +129,7 @@ Napi::Object toJs(Napi::Env env, const RunResult& r) {
     x.Set("opUs", f64(rr.opUs));
     x.Set("workUs", f64(rr.workUs));
     x.Set("cpuUs", f64(rr.cpuUs));
+    x.Set("prologueUs", Napi::Number::New(env, rr.prologueUs));
     x.Set("startUs", f64(rr.startUs));
     x.Set("endUs", f64(rr.endUs));
     ranks.Set(uint32_t(k), x);

@@ -247,12 +247,20 @@ class Rank {
   HeadWeights head_;
   std::unique_ptr<std::atomic<int>[]> done_;
   StreamQueue queues_[kStreams];
+  /**
+   * Targeted wake-ups: each thread of the rank (its stream workers, then its host thread) sleeps
+   * on a condition variable of its own and says what it waits for — an op's id, or kIterationEnd —
+   * so that an op's completion wakes only a thread waiting for that op (and the host thread only
+   * when the iteration's last op is done) rather than every sleeper of the rank.
+   */
+  static constexpr int kAwake = -1, kIterationEnd = -2, kHostSlot = kStreams;
   std::mutex evm_;
-  std::condition_variable evcv_;
-  std::atomic<int> sleepers_{0};
+  std::condition_variable wakeCv_[kStreams + 1];
+  std::atomic<int> waitingOn_[kStreams + 1] = {kAwake, kAwake, kAwake, kAwake};
   std::atomic<int> completed_{0};
   std::atomic<int> iteration_{0};
   std::vector<double> opSum_, workSum_, cpuSum_;
+  double prologueSum_ = 0;
   std::vector<int> skip_;
 
   char* base() { return reinterpret_cast<char*>(arena_.data()); }
@@ -279,25 +287,27 @@ class Rank {
     for (int it = 0; it < w_.opt.iterations; it++) {
       if (!w_.sync(rank_)) return;
       if (rank_ == w_.firstRank) w_.cpuMark[it] = cpuMicros(CLOCK_PROCESS_CPUTIME_ID);
+      const double p0 = cpuMicros(CLOCK_THREAD_CPUTIME_ID);
       for (const Buffer& b : p_.buffers) {
         if (b.given != Given::None) fill(b);
         else if (b.persistent) std::memset(base() + b.offset, 0, std::size_t(b.bytes));  // gradients start at zero
       }
+      if (it >= w_.opt.warmup) prologueSum_ += cpuMicros(CLOCK_THREAD_CPUTIME_ID) - p0;
       completed_.store(0);
       iteration_.store(it);
       w_.iterStart[rank_][it] = micros(w_.t0, Clock::now());
       for (const Op& op : p_.ops) queues_[op.stream].push(op.id);
       // Wait for the iteration's last op.
       std::unique_lock<std::mutex> lock(evm_);
-      sleepers_++;
-      while (completed_.load() < n) {
+      waitingOn_[kHostSlot].store(kIterationEnd, std::memory_order_seq_cst);
+      while (completed_.load(std::memory_order_seq_cst) < n) {
         if (w_.failure.failed()) {
-          sleepers_--;
+          waitingOn_[kHostSlot].store(kAwake);
           return;
         }
-        evcv_.wait_for(lock, std::chrono::milliseconds(5));
+        wakeCv_[kHostSlot].wait_for(lock, std::chrono::milliseconds(5));
       }
-      sleepers_--;
+      waitingOn_[kHostSlot].store(kAwake);
       w_.iterEnd[rank_][it] = micros(w_.t0, Clock::now());
     }
     if (w_.sync(rank_) && rank_ == w_.firstRank) w_.cpuMark[w_.opt.iterations] = cpuMicros(CLOCK_PROCESS_CPUTIME_ID);
@@ -312,9 +322,10 @@ class Rank {
     }
     const auto deadline = Clock::now() + std::chrono::milliseconds(w_.safetyMs);
     std::unique_lock<std::mutex> lock(evm_);
-    sleepers_++;
+    const int slot = op.stream;
+    waitingOn_[slot].store(w, std::memory_order_seq_cst);
     bool ok = true;
-    while (done_[w].load(std::memory_order_acquire) < stamp) {
+    while (done_[w].load(std::memory_order_seq_cst) < stamp) {
       if (w_.failure.failed()) {
         ok = false;
         break;
@@ -324,16 +335,28 @@ class Rank {
         ok = false;
         break;
       }
-      evcv_.wait_for(lock, std::chrono::milliseconds(5));
+      wakeCv_[slot].wait_for(lock, std::chrono::milliseconds(5));
     }
-    sleepers_--;
+    waitingOn_[slot].store(kAwake);
     return ok;
   }
 
-  void signal() {
-    if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+  /**
+   * Op `id` is done (its stamp and the completion count are stored, sequentially consistent):
+   * wake the thread waiting for it, if any, and the host thread when the iteration is complete.
+   * A sleeper publishes what it waits for before it checks, and the waker reads that after
+   * publishing, so one of the two always sees the other: no wake-up is lost (the 5 ms timeouts
+   * of the waits are a safety net, not the mechanism).
+   */
+  void signal(int id) {
+    for (int s = 0; s < kStreams; s++)
+      if (waitingOn_[s].load(std::memory_order_seq_cst) == id) {
+        std::lock_guard<std::mutex> lock(evm_);
+        wakeCv_[s].notify_one();
+      }
+    if (waitingOn_[kHostSlot].load(std::memory_order_seq_cst) == kIterationEnd && completed_.load(std::memory_order_seq_cst) >= int(p_.ops.size())) {
       std::lock_guard<std::mutex> lock(evm_);
-      evcv_.notify_all();
+      wakeCv_[kHostSlot].notify_one();
     }
   }
 
@@ -367,7 +390,7 @@ class Rank {
         }
         done_[id].store(stamp, std::memory_order_seq_cst);
         completed_.fetch_add(1, std::memory_order_seq_cst);
-        signal();
+        signal(id);
       }
     } catch (const std::bad_alloc&) {
       w_.failure.fail("rank " + std::to_string(rank_) + ", stream " + streamName(s) + ": out of memory");
@@ -683,6 +706,7 @@ class Rank {
     }
     result.cpuUs.resize(cpuSum_.size());
     for (std::size_t i = 0; i < cpuSum_.size(); i++) result.cpuUs[i] = cpuSum_[i] / timed;
+    result.prologueUs = prologueSum_ / timed;
   }
 };
 

@@ -46,6 +46,7 @@ struct RankResult {
   std::vector<double> opUs;            // mean over iterations
   std::vector<double> workUs;          // the same without a collective's wait for its peers
   std::vector<double> cpuUs;           // mean CPU time of the thread that ran the op (empty with emptyKernels)
+  double prologueUs = 0;               // mean CPU time of the rank's thread filling inputs and zeroing gradients before an iteration's ops
   std::vector<double> startUs, endUs;  // last iteration, from its start
 };
 

@@ -27,6 +27,8 @@ export interface NativeRank {
   readonly workUs: Float64Array;
   /** Mean CPU time of the thread that ran each op, µs: its cost on a core of its own, without waits or time slices lost to other threads (empty with empty kernels). */
   readonly cpuUs: Float64Array;
+  /** Mean CPU time of the rank's thread before each iteration's ops: generating its inputs and zeroing its gradients, µs (not part of the measured iteration). */
+  readonly prologueUs: number;
   /** Start and end of each op in the last iteration, µs from the iteration's start. */
   readonly startUs: Float64Array;
   readonly endUs: Float64Array;

@@ -78,6 +78,7 @@ export function combine(reports: readonly ProcessReport[], verify: boolean): Mpi
     opUs: new Float64Array(0),
     workUs: new Float64Array(0),
     cpuUs: new Float64Array(0),
+    prologueUs: 0,
     startUs: Float64Array.from(r.startUs),
     endUs: Float64Array.from(r.endUs),
   }));

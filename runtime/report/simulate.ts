@@ -46,7 +46,7 @@ export function modelLine(sim: Simulation): string {
     o.contention ? `NICs and intra-node links shared max-min fair between concurrent ops (${sim.origin})` : "no link contention (each op takes its planned time)",
     o.interference > 1 ? `compute ${o.interference}× slower beside communication` : "no interference",
     o.skew ? `expert loads ${skewText(o.skew)}, collectives wait for the slowest rank` : "balanced loads, ranks symmetric",
-    ...(o.sharedCores ? [`the ranks share ${o.sharedCores.cores} CPU core${o.sharedCores.cores === 1 ? "" : "s"}, ${o.sharedCores.dispatchUs} µs of executor per op (host profile)`] : []),
+    ...(o.sharedCores ? [`the ranks share ${o.sharedCores.cores} CPU core${o.sharedCores.cores === 1 ? "" : "s"}, ${o.sharedCores.dispatchUs} µs of executor per op${o.sharedCores.handoffUs ? ` and ${o.sharedCores.handoffUs} µs per hand-off` : ""} (host profile)`] : []),
   ];
   return parts.join("; ");
 }

@@ -14,7 +14,8 @@
  * allocated / needed ratio over its links. Compute kernels run `1 / interference` as fast
  * while any communication kernel runs. On a machine whose ranks share CPU cores (a host
  * profile's `host` section: ranks are threads of one process), every op — kernel or collective,
- * both are CPU work there — also pays the executor's cost per op, and the ops running across
+ * both are CPU work there — also pays the executor's cost per op and per hand-off between
+ * threads (each wait on another stream's op, a collective's rendezvous), and the ops running across
  * all W ranks share the cores: each runs at min(1, cores / (W · running here)), since every rank
  * runs the same ops at the same time. Rates only ever drop below 1, so none of these effects can
  * make a plan faster; with all off the engine reproduces the scheduler's timeline
@@ -72,6 +73,8 @@ export interface CoreSharing {
   readonly perRank: number;
   /** Added to every op's time alone (µs): the executor's own cost per op. */
   readonly dispatchUs: number;
+  /** Added per hand-off (µs): per wait on another stream's op, and once for a collective. */
+  readonly handoffUs: number;
 }
 
 const NIC = 1;
@@ -103,7 +106,7 @@ function waterFill(u: Float64Array, idx: Int32Array, k: number, out: Float64Arra
 
 /** Run the engine on a prepared plan. */
 export function runEngine(p: Prepared, contention: boolean, interference: number, cores: CoreSharing | null = null): EngineResult {
-  const { n, base, waitStart, waits, comm, nicUse, intraUse, lists } = p;
+  const { n, stream, base, waitStart, waits, comm, nicUse, intraUse, lists } = p;
   const start = new Float64Array(n);
   const end = new Float64Array(n);
   const cause = new Int32Array(n).fill(-1);
@@ -120,6 +123,7 @@ export function runEngine(p: Prepared, contention: boolean, interference: number
   const limit = new Uint8Array(3);
   const perRank = cores ? cores.perRank : Infinity;
   const dispatch = cores ? cores.dispatchUs : 0;
+  const handoff = cores ? cores.handoffUs : 0;
   const slowModel = contention || interference > 1 || perRank < 3;
   const slowFactor = interference > 1 ? 1 / interference : 1;
 
@@ -254,7 +258,12 @@ export function runEngine(p: Prepared, contention: boolean, interference: number
         head[s] = h + 1;
         prev[s] = i;
         again = true;
-        const work = base[i]! + dispatch;
+        let work = base[i]! + dispatch;
+        if (handoff > 0) {
+          let handoffs = comm[i]!;
+          for (let x = waitStart[i]!; x < waitStart[i + 1]!; x++) if (waits[x]! >= 0 && stream[waits[x]!] !== s) handoffs++;
+          work += handoff * handoffs;
+        }
         if (work <= 0) {
           end[i] = t;
           done[i] = 1;

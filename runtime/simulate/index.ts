@@ -59,7 +59,7 @@ export function simulate(input: SimulationInput, options: SimulationOptions = {}
   });
   const prepared = prepare(input, o);
   const world = input.plan.job.cluster.nodes * input.plan.job.cluster.gpusPerNode;
-  const cores = o.sharedCores ? { perRank: o.sharedCores.cores / world, dispatchUs: o.sharedCores.dispatchUs } : null;
+  const cores = o.sharedCores ? { perRank: o.sharedCores.cores / world, dispatchUs: o.sharedCores.dispatchUs, handoffUs: o.sharedCores.handoffUs ?? 0 } : null;
   const run = runEngine(prepared, o.contention, o.interference, cores);
   return {
     plan: input.plan,
@@ -91,7 +91,7 @@ export function departures(sim: Simulation): string[] {
   if (sim.options.sharedCores) {
     const c = sim.options.sharedCores;
     const world = sim.plan.job.cluster.nodes * sim.plan.job.cluster.gpusPerNode;
-    out.push(`the ${world} ranks share ${c.cores} CPU core${c.cores === 1 ? "" : "s"} (a host profile): every op pays the executor's ${c.dispatchUs.toFixed(2)} µs per op, and ${r.cores.ops} ops ran slower because the ranks' running ops outnumbered the cores, adding ${ms(r.cores.addedUs)}`);
+    out.push(`the ${world} ranks share ${c.cores} CPU core${c.cores === 1 ? "" : "s"} (a host profile): every op pays the executor's ${c.dispatchUs.toFixed(2)} µs per op${c.handoffUs ? ` and ${c.handoffUs.toFixed(2)} µs per hand-off between threads` : ""}, and ${r.cores.ops} ops ran slower because the ranks' running ops outnumbered the cores, adding ${ms(r.cores.addedUs)}`);
   }
   if (r.interference.ops > 0) out.push(`interference ${sim.options.interference}: ${r.interference.ops} compute kernels ran beside a communication kernel, adding ${ms(r.interference.addedUs)}`);
   return out;
