@@ -149,6 +149,18 @@ describe("the simulator's effects", () => {
     expect(roomy.run.cores.ops).toBe(0);
   });
 
+  it("charges a hand-off per wait on another stream's op and per collective (host profiles)", () => {
+    const ops: SyntheticOp[] = [
+      { stream: "compute", kind: "expert", us: 10 },
+      { stream: "inter", kind: "all_to_all", group: "rail", us: 10, bytes: 10, waits: [0] },
+      { stream: "compute", kind: "expert", us: 10, waits: [1] },
+      { stream: "compute", kind: "expert", us: 10, waits: [2] },
+    ];
+    // 8 cores for 4 ranks: nothing shared. Hand-offs: op 1 (a wait on compute, and a collective) 2, op 2 one, op 3 none (same stream).
+    const sim = simulate(inputOf(ops, null), { contention: false, sharedCores: { cores: 8, dispatchUs: 1, handoffUs: 3 } });
+    expect(Array.from(sim.run.end)).toEqual([11, 11 + 17, 28 + 14, 42 + 11]);
+  });
+
   it("shared cores never make any op finish earlier", () => {
     fc.assert(
       fc.property(syntheticOps, fc.integer({ min: 1, max: 16 }), fc.double({ min: 0, max: 20, noNaN: true }), (ops, cores, dispatchUs) => {
