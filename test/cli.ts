@@ -6,13 +6,30 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll } from "vitest";
-import { run } from "../cli/main.js";
+import { program, run } from "../cli/main.js";
 
 /** Run the CLI in-process with these arguments; its exit code and what it printed. */
 export function cli(...argv: string[]): { code: number; out: string; err: string } {
   let out = "";
   let err = "";
   const code = run(argv, { out: (s) => (out += s), err: (s) => (err += s) });
+  return { code, out, err };
+}
+
+/**
+ * Run an asynchronous command (run, profile: they replay off the event loop) in-process; its exit
+ * code and what it printed. process.exitCode, which those commands also set, is restored.
+ */
+export async function cliAsync(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = "";
+  let err = "";
+  let code = 0;
+  const saved = process.exitCode;
+  try {
+    await program({ out: (s) => (out += s), err: (s) => (err += s) }, (c) => (code = c)).exitOverride().parseAsync(argv, { from: "user" });
+  } finally {
+    process.exitCode = saved;
+  }
   return { code, out, err };
 }
 

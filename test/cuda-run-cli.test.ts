@@ -9,7 +9,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { program } from "../cli/main.js";
+import { cliAsync } from "./cli.js";
 import { checkedJob, layerJobSource } from "../runtime/replay/fixtures.js";
 import { isNoDevice, loadAddon, planFor, replayCuda } from "../runtime/replay/index.js";
 
@@ -17,18 +17,7 @@ const { addon, error } = loadAddon();
 if (!addon) console.warn(`cuda run CLI tests skipped: ${error}`);
 
 /** Run the CLI in-process and wait for the asynchronous run command. */
-async function fsmoec(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  let code = 0;
-  const saved = process.exitCode;
-  try {
-    await program({ out: (s) => (out += s), err: (s) => (err += s) }, (c) => (code = c)).exitOverride().parseAsync(argv, { from: "user" });
-  } finally {
-    process.exitCode = saved;
-  }
-  return { code, out, err };
-}
+const fsmoec = cliAsync;
 
 /** A small layer job's plan (2 ranks, expert and sequence parallel), written to a temporary plan.json. */
 function layerPlanFile(): string {

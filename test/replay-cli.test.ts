@@ -8,7 +8,7 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { check } from "../compiler/check/check.js";
-import { program } from "../cli/main.js";
+import { cliAsync } from "./cli.js";
 import { checkedJob, layerJobSource } from "../runtime/replay/fixtures.js";
 import { loadAddon, planFor, shrink } from "../runtime/replay/index.js";
 
@@ -16,18 +16,7 @@ const { addon, error } = loadAddon();
 if (!addon) console.warn(`replay CLI tests skipped: ${error}`);
 
 /** Run the CLI in-process and wait for the asynchronous run command. */
-async function fsmoec(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  let code = 0;
-  const saved = process.exitCode;
-  try {
-    await program({ out: (s) => (out += s), err: (s) => (err += s) }, (c) => (code = c)).exitOverride().parseAsync(argv, { from: "user" });
-  } finally {
-    process.exitCode = saved;
-  }
-  return { code, out, err };
-}
+const fsmoec = cliAsync;
 
 describe("the native addon's loader", () => {
   it("names the build command when the addon is missing", () => {
