@@ -91,7 +91,9 @@ describe.skipIf(!!skip)("the CUDA executor on a CPU stand-in of the CUDA runtime
     const sources = [
       "tools/mock/cuda_mock.cc",
       "tools/mock/kernels_cpu.cc",
+      "tools/mock/dense_kernels_cpu.cc",
       "src/cuda/backend.cc",
+      "src/cuda/model_ops.cc",
       "src/cuda/gemm.cc",
       "src/cuda/bench.cc",
       "src/cuda/libs.cc",
