@@ -8,9 +8,9 @@
  * loopback collectives, arena offsets, GEMM shapes and strides, expert row lists, taps, loss and
  * CUDA-graph capture and replay, and its NCCL calls (one rank), reproduce the host reference on every prepared case (fp32 within
  * 1e-4, bf16 GEMM operands within 2e-2); model jobs (embedding, MHA / GQA attention, dense FFN,
- * shared experts, norms, LM head and the vocabulary-parallel loss, through
+ * multi-head latent attention, shared experts, norms, LM head and the vocabulary-parallel loss, through
  * native/src/cuda/model_ops.cc and the CPU versions of dense_kernels.cuh in
- * native/tools/mock/dense_kernels_cpu.cc) too, and MLA is refused with the op named; the profile sweep fits and predicts, the benchmarks run,
+ * native/tools/mock/dense_kernels_cpu.cc) too, MLA included; the profile sweep fits and predicts, the benchmarks run,
  * a hung NCCL case is stopped, and the GPU check's table renders. The addon (src/addon.cc) and
  * libfsmoe_runtime (src/capi/runtime.cc, the C API of generated code) are linked against the
  * same objects: runCuda's results are judged by verifyCuda and by `fsmoec run --backend cuda
@@ -224,26 +224,20 @@ describe.skipIf(!!skip)("the CUDA executor on a CPU stand-in of the CUDA runtime
     expect(r.stdout).toMatch(/device: +no CUDA device: cudaGetDeviceCount failed: cudaErrorInsufficientDriver/);
   });
 
-  it("refuses multi-head latent attention with the op named, and a missing NCCL with the path tried", async () => {
-    const mla = "kind = mla, heads = 4, q_lora_rank = 16, kv_lora_rank = 12, qk_nope_dim = 8, rope_dim = 4, v_head_dim = 6";
-    const { plan } = planFor(checkedJob(modelJobSource({ nodes: 2, gpus: 2, attention: mla })), "fsmoe");
-    const dir = mkdtempSync(join(tmpdir(), "fsmoe-model-"));
-    writeFileSync(join(dir, "mla.plan.json"), JSON.stringify(plan));
-    const r = await mock(["run", join(dir, "mla.plan.json")]);
-    expect(r.code).toBe(4);
-    expect(r.stderr).toMatch(/op attention 'attention' \(op \d+, layer 0 fwd.*: multi-head latent attention \(attention kind mla\) is not supported by the cuda backend yet/);
+  it("refuses a missing NCCL with the path tried", async () => {
     const manifest = JSON.parse(readFileSync(join(PREPARED, "manifest.json"), "utf8")) as { cases: { plan: string }[] };
     const n = await mock(["run", join(PREPARED, manifest.cases[0]!.plan), "--comm", "nccl"], { FSMOEC_NCCL_PATH: "/nonexistent/libnccl.so.2" });
     expect(n.code).toBe(3);
     expect(n.stderr).toContain("NCCL unavailable: cannot load $FSMOEC_NCCL_PATH (/nonexistent/libnccl.so.2");
   });
 
-  it("runs model jobs through runCuda to the host reference: fsmoe and deepspeed, 4 ranks tp 2, fp32 and bf16, eager and from the CUDA graph", async () => {
+  it("runs model jobs through runCuda to the host reference: fsmoe and deepspeed, 4 ranks tp 2, MHA, GQA and MLA, fp32 and bf16, eager and from the CUDA graph", async () => {
     const mockAddon = loadAddon(mockAddonPath).addon as NativeAddon;
     const cases: readonly { schedule: "fsmoe" | "deepspeed"; spec: ModelJobSpec }[] = [
       { schedule: "fsmoe", spec: { nodes: 2, gpus: 2, sharedExperts: 1, microBatches: 2 } },
       { schedule: "deepspeed", spec: { nodes: 2, gpus: 2, attention: "heads = 4, kv_heads = 2, kind = gqa", recompute: "none" } },
       { schedule: "fsmoe", spec: { nodes: 2, gpus: 2, recompute: "full", activation: "swiglu", ffnActivation: "swiglu", router: "sigmoid" } },
+      { schedule: "deepspeed", spec: { nodes: 2, gpus: 2, attention: "kind = mla, heads = 4, q_lora_rank = 16, kv_lora_rank = 12, qk_nope_dim = 8, rope_dim = 4, v_head_dim = 6" } },
     ];
     for (const c of cases) {
       const { plan, diagnostics } = planFor(checkedJob(modelJobSource({ ...c.spec, schedule: c.schedule })), c.schedule);

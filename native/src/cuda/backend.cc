@@ -147,11 +147,15 @@ struct Scratch {
   DeviceMemory dlogits, inv, mask, dense, X, Y, D, H1, H3, A, dA, D1, D3, lowA, lowB;
   // Model jobs: the normalized stream and its gradient (N × M), each row's 1 / rms (N doubles), and the dense blocks' scratch (model_ops.h).
   DeviceMemory nrm, dnrm, rowInv, q, k, v, o, p, dO, dq, dk, dv, dp, fh1, fh3, fa, fda, fd1, fd3;
+  DeviceMemory lat[12];  // MLA's latent vectors, in DenseScratch's order
   DenseScratch denseScratch() {
     DenseScratch s;
     s.q = q.as<float>(), s.k = k.as<float>(), s.v = v.as<float>(), s.o = o.as<float>(), s.p = p.as<float>();
     s.dO = dO.as<float>(), s.dq = dq.as<float>(), s.dk = dk.as<float>(), s.dv = dv.as<float>(), s.dp = dp.as<float>();
     s.h1 = fh1.as<float>(), s.h3 = fh3.as<float>(), s.a = fa.as<float>(), s.da = fda.as<float>(), s.d1 = fd1.as<float>(), s.d3 = fd3.as<float>();
+    float** latent[12] = {&s.cqRaw, &s.cq, &s.dcq, &s.dcqRaw, &s.c, &s.dc, &s.ckvRaw, &s.ckv, &s.dckv, &s.dckvRaw, &s.kpe, &s.dkpe};
+    for (int i = 0; i < 12; i++) *latent[i] = lat[i].as<float>();
+    s.inv = rowInv.as<double>();
     return s;
   }
 };
@@ -299,10 +303,6 @@ class Executor {
       if (!supportedKind(op.kind))
         return fail(describe(op, 0) + ": op kind " + kindName(op.kind) +
                     " is not supported by the cuda backend yet (it runs embed, attention, dense_ffn, shared_expert, gate, order, dispatch_gemm, expert, combine_gemm, iorder, lm_head, loss and the four collectives)");
-    if (j_.model && j_.mla)
-      for (const Op& op : p_.ops)
-        if (op.kind == OpKind::Attention)
-          return fail(describe(op, 0) + ": multi-head latent attention (attention kind mla) is not supported by the cuda backend yet (it runs mha and gqa; the host backend runs mla)");
     const boot::Env env = boot::readEnv();
     if (!env.error.empty()) return fail("bootstrap: " + env.error);
     Comm mode = o_.comm;
@@ -400,7 +400,7 @@ class Executor {
     if (o_.precision == Precision::Bf16) n += lowElements();
     if (j_.model) {
       const DenseScratchSizes d = denseScratchSizes(j_);
-      n += 4.0L * int64_t(j_.groupTokens) * M() + 4.0L * d.qo + 4.0L * d.kv + 2.0L * d.probs + 6.0L * d.ffn;
+      n += 4.0L * int64_t(j_.groupTokens) * M() + 8.0L * d.head + 2.0L * d.probs + 6.0L * d.ffn + 12.0L * d.latent;
     }
     return n;
   }
@@ -618,8 +618,9 @@ class Executor {
       const int64_t NM = int64_t(j_.groupTokens) * M();
       for (DeviceMemory* m : {&x.nrm, &x.dnrm}) CU(m->alloc(sizeof(float) * NM));
       CU(x.rowInv.alloc(sizeof(double) * j_.groupTokens));
-      for (DeviceMemory* m : {&x.q, &x.o, &x.dO, &x.dq}) CU(m->alloc(sizeof(float) * std::max<int64_t>(d.qo, 1)));
-      for (DeviceMemory* m : {&x.k, &x.v, &x.dk, &x.dv}) CU(m->alloc(sizeof(float) * std::max<int64_t>(d.kv, 1)));
+      for (DeviceMemory* m : {&x.q, &x.k, &x.v, &x.o, &x.dO, &x.dq, &x.dk, &x.dv}) CU(m->alloc(sizeof(float) * std::max<int64_t>(d.head, 1)));
+      if (d.latent > 0)
+        for (DeviceMemory& m : x.lat) CU(m.alloc(sizeof(float) * d.latent));
       for (DeviceMemory* m : {&x.p, &x.dp}) CU(m->alloc(sizeof(float) * std::max<int64_t>(d.probs, 1)));
       for (DeviceMemory* m : {&x.fh1, &x.fh3, &x.fa, &x.fda, &x.fd1, &x.fd3}) CU(m->alloc(sizeof(float) * std::max<int64_t>(d.ffn, 1)));
     }

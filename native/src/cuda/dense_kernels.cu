@@ -143,6 +143,26 @@ __global__ void lossBackwardKernel(int64_t N, int64_t V, int64_t P, int64_t firs
   }
 }
 
+__global__ void copyColumnsKernel(int64_t R, int64_t w, const float* src, int64_t lds, float* dst, int64_t ldd, int accumulate) {
+  FOR_EACH(e, R * w) {
+    const int64_t r = e / w, c = e % w;
+    const float v = src[r * lds + c];
+    dst[r * ldd + c] = accumulate ? dst[r * ldd + c] + v : v;
+  }
+}
+
+__global__ void ropeKernel(int64_t R, int64_t heads, int64_t r, float* x, int64_t ld, int64_t headStride, int64_t L, int inverse) {
+  FOR_EACH(e, R * heads * (r / 2)) {
+    const int64_t i = e % (r / 2), k = (e / (r / 2)) % heads, t = e / (r / 2) / heads;
+    const double angle = double(t % L) * pow(10000.0, -2.0 * double(i) / double(r));
+    const double c = cos(angle), s = inverse ? -sin(angle) : sin(angle);
+    float* y = x + t * ld + k * headStride + 2 * i;
+    const double x0 = y[0], x1 = y[1];
+    y[0] = float(x0 * c - x1 * s);
+    y[1] = float(x0 * s + x1 * c);
+  }
+}
+
 __global__ void sumKernel(int64_t n, const float* x, double* acc) {
   __shared__ double sums[256], abss[256];
   double s = 0, a = 0;
@@ -243,6 +263,18 @@ cudaError_t lossRowBackward(int64_t N, int64_t V, int64_t P, int64_t first, doub
                             float* grad, cudaStream_t stream) {
   if (N * V <= 0) return cudaSuccess;
   lossBackwardKernel<<<blocks(N * V, 256), 256, 0, stream>>>(N, V, P, first, scale, logits, maxima, stats, targets, grad);
+  return cudaGetLastError();
+}
+
+cudaError_t copyColumns(int64_t R, int64_t w, const float* src, int64_t lds, float* dst, int64_t ldd, bool accumulate, cudaStream_t stream) {
+  if (R * w <= 0) return cudaSuccess;
+  copyColumnsKernel<<<blocks(R * w, 256), 256, 0, stream>>>(R, w, src, lds, dst, ldd, accumulate ? 1 : 0);
+  return cudaGetLastError();
+}
+
+cudaError_t ropeRows(int64_t R, int64_t heads, int64_t r, float* x, int64_t ld, int64_t headStride, int64_t L, bool inverse, cudaStream_t stream) {
+  if (R * heads * (r / 2) <= 0) return cudaSuccess;
+  ropeKernel<<<blocks(R * heads * (r / 2), 256), 256, 0, stream>>>(R, heads, r, x, ld, headStride, L, inverse ? 1 : 0);
   return cudaGetLastError();
 }
 

@@ -45,6 +45,15 @@ cudaError_t lossRowValue(int64_t N, int64_t P, double scale, const float* maxima
 cudaError_t lossRowBackward(int64_t N, int64_t V, int64_t P, int64_t first, double scale, const float* logits, const float* maxima, const float* stats, const int32_t* targets,
                             float* grad, cudaStream_t stream);
 
+/** dst[r, c] (+)= src[r, c] for R rows of w columns, rows `lds` / `ldd` floats apart (a column block of one matrix into another's). */
+cudaError_t copyColumns(int64_t R, int64_t w, const float* src, int64_t lds, float* dst, int64_t ldd, bool accumulate, cudaStream_t stream);
+/**
+ * Rotary position embedding (RoFormer §3.2) in place on `heads` blocks of r values per row: row t's
+ * block k starts at x + t · ld + k · headStride and has position t % L; interleaved pairs (2i, 2i + 1)
+ * rotate by position · 10000^(−2i/r), in double; `inverse` rotates back (the backward).
+ */
+cudaError_t ropeRows(int64_t R, int64_t heads, int64_t r, float* x, int64_t ld, int64_t headStride, int64_t L, bool inverse, cudaStream_t stream);
+
 /** acc[0] += Σ x, acc[1] += Σ |x| over n floats, in double (one block, deterministic). */
 cudaError_t sumAccumulate(int64_t n, const float* x, double* acc, cudaStream_t stream);
 

@@ -161,6 +161,28 @@ cudaError_t lossRowBackward(int64_t N, int64_t V, int64_t P, int64_t first, doub
   });
 }
 
+cudaError_t copyColumns(int64_t R, int64_t w, const float* src, int64_t lds, float* dst, int64_t ldd, bool accumulate, cudaStream_t stream) {
+  return mock::enqueue(stream, [=] {
+    for (int64_t r = 0; r < R; r++)
+      for (int64_t c = 0; c < w; c++) dst[r * ldd + c] = accumulate ? dst[r * ldd + c] + src[r * lds + c] : src[r * lds + c];
+  });
+}
+
+cudaError_t ropeRows(int64_t R, int64_t heads, int64_t r, float* x, int64_t ld, int64_t headStride, int64_t L, bool inverse, cudaStream_t stream) {
+  return mock::enqueue(stream, [=] {
+    for (int64_t t = 0; t < R; t++)
+      for (int64_t k = 0; k < heads; k++)
+        for (int64_t i = 0; i < r / 2; i++) {
+          const double angle = double(t % L) * std::pow(10000.0, -2.0 * double(i) / double(r));
+          const double c = std::cos(angle), s = inverse ? -std::sin(angle) : std::sin(angle);
+          float* y = x + t * ld + k * headStride + 2 * i;
+          const double x0 = y[0], x1 = y[1];
+          y[0] = float(x0 * c - x1 * s);
+          y[1] = float(x0 * s + x1 * c);
+        }
+  });
+}
+
 cudaError_t sumAccumulate(int64_t n, const float* x, double* acc, cudaStream_t stream) {
   return mock::enqueue(stream, [=] {
     double s = 0, a = 0;
