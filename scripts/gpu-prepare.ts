@@ -9,9 +9,9 @@
  * (under 2 MB) and committed, so the check runs from a checkout.
  *
  * Cases cover every strategy, router and activation the cuda backend runs, one rank (plain and
- * through a one-rank NCCL communicator), four ranks with ESP and EP (loopback collectives), a
- * small model job (embedding, attention, dense FFN, shared experts, LM head and loss over tp 2),
- * and bf16 GEMMs judged within 2e-2 instead of 1e-4.
+ * through a one-rank NCCL communicator), four ranks with ESP and EP (loopback collectives), two
+ * small model jobs over tp 2 (embedding, GQA or MLA attention, dense FFN, shared experts, LM head
+ * and loss), and bf16 GEMMs judged within 2e-2 instead of 1e-4.
  */
 import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -86,6 +86,14 @@ export const CASES: readonly CaseSpec[] = [
     strategy: "fsmoe",
     runs: [FP32, BF16],
     note: "a model job on 4 ranks (tp = esp = 2): vocabulary-parallel embedding, GQA attention, dense FFN layers around an MoE layer with a shared expert, LM head and cross-entropy",
+  },
+  {
+    name: "model-mla-deepspeed",
+    model: true,
+    spec: { nodes: 2, gpus: 2, layers: 2, moeLayers: "[1]", attention: "kind = mla, heads = 4, q_lora_rank = 16, kv_lora_rank = 12, qk_nope_dim = 8, rope_dim = 4, v_head_dim = 6" },
+    strategy: "deepspeed",
+    runs: [FP32],
+    note: "a model job with multi-head latent attention on 4 ranks (tp = 2), DeepSpeed's einsum dispatch and combine",
   },
 ];
 
