@@ -323,7 +323,7 @@ describe.skipIf(!!skip)("the CUDA executor on a CPU stand-in of the CUDA runtime
     }
   });
 
-  it("an emitted plan.cu linked against libfsmoe_runtime runs the plan: the same tensors as the host reference; a plan.json of another job, a missing device and a failing op are reported", async () => {
+  it("an emitted plan.cu linked against libfsmoe_runtime runs the plan (a layer job and a model job): the same tensors as the host reference; a plan.json of another job, a missing device and a failing op are reported", async () => {
     const dir = mkdtempSync(join(tmpdir(), "fsmoe-capi-"));
     // Two one-rank layer jobs of different sizes (the C API runs one rank per process; more ranks need NCCL across processes).
     const planOf = (hidden: number) => {
@@ -407,5 +407,19 @@ int main(int argc, char** argv) {
     const none = await drive(join(dir, "plan.json"), 1, { FSMOE_MOCK_NO_DEVICE: "1" });
     expect(none.code).toBe(3);
     expect(none.stdout).toMatch(/^create: FSMOE_ERROR_UNAVAILABLE: no CUDA device: cudaGetDeviceCount failed/);
+    // A one-rank model job (embedding, attention, dense FFN, MoE, LM head, loss) through the same C API: the generated function has the same name.
+    const { plan: model, diagnostics } = planFor(checkedJob(modelJobSource({ nodes: 1, gpus: 1, sharedExperts: 1 })), "fsmoe");
+    if (!model) throw new Error(diagnostics.map((d) => d.message).join("\n"));
+    expect(identifier(model.job.name)).toBe(identifier(plan.job.name));
+    writeFileSync(join(dir, "model.json"), JSON.stringify(model));
+    writeFileSync(join(dir, "model.cu"), emitCuda(model));
+    await link("model.cu", "model-driver");
+    const ran = await run(join(dir, "model-driver"), [join(dir, "model.json"), join(dir, "model.tensors"), "2"]).then(() => ({ code: 0, stdout: "" }), (e: { code: number; stdout: string }) => ({ code: e.code, stdout: e.stdout }));
+    expect(ran.code, ran.stdout).toBe(0);
+    expect((await mock(["reference", join(dir, "model.json"), "--write", join(dir, "model-ref.tensors")])).code).toBe(0);
+    const mcmp = await mock(["compare", join(dir, "model.tensors"), join(dir, "model-ref.tensors"), "--tolerance", "1e-5"]);
+    expect(mcmp.code, mcmp.stdout + mcmp.stderr).toBe(0);
+    expect(mcmp.stdout).toMatch(/MATCH: \d+ tensors/);
+    console.log(`cuda-executor: a model job's plan.cu on libfsmoe_runtime vs the host reference: ${mcmp.stdout.trim().split("\n").pop()}`);
   });
 });
