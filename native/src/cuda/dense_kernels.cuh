@@ -1,7 +1,7 @@
 // The CUDA kernels of a model's dense parts (native/README.md, "The model"), as host-callable
 // launchers in the style of kernels.cuh: each enqueues its work on `stream` and returns the
 // launch's cudaError_t, never synchronizes, so it can be captured into a CUDA graph. They compute
-// what the host kernels of ../dense.cc compute, on the same layouts (row-major, tokens as rows);
+// what the host kernels of ../dense.cc and ../mla.cc compute, on the same layouts (row-major, tokens as rows);
 // sums the host does in double are done in double here. The GEMMs around them (projections,
 // scores, the FFN, the LM head) go through gemm.h; model_ops.cc puts them together.
 #pragma once
@@ -38,10 +38,16 @@ cudaError_t embedGather(int64_t N, int64_t M, int64_t first, int64_t V, const in
 /** dtable[tokens[t] − first, :] += g[t, :] for the tokens on this shard, tokens in order (a thread per column: no atomics). */
 cudaError_t embedScatterAdd(int64_t N, int64_t M, int64_t first, int64_t V, const int32_t* tokens, const float* g, float* dtable, cudaStream_t stream);
 
-/** The cross-entropy's pieces (dense.h lossMax, lossSumExp, lossValue, lossBackward), a thread per token. */
+// The cross-entropy over vocabulary shards [N, V] (entries first …), P = tp shards, as dense.h's lossMax,
+// lossSumExp, lossValue and lossBackward compute it; a thread per token (per logit for the gradient).
+
+/** max[t] = token t's largest logit on this shard. */
 cudaError_t lossRowMax(int64_t N, int64_t V, const float* logits, float* max, cudaStream_t stream);
+/** With the maxima gathered over tp ([P, N]): stats[t] = Σ exp(logit − max_t) on the shard, stats[N + t] = the target's logit when it is on the shard, else 0. */
 cudaError_t lossRowSumExp(int64_t N, int64_t V, int64_t P, int64_t first, const float* logits, const float* maxima, const int32_t* targets, float* stats, cudaStream_t stream);
+/** With the statistics gathered over tp ([P, 2N]): loss[t] = scale · (log Σ_p sumexp + max_t − Σ_p target logit). */
 cudaError_t lossRowValue(int64_t N, int64_t P, double scale, const float* maxima, const float* stats, float* loss, cudaStream_t stream);
+/** grad (N × V, written) = scale · (softmax − one-hot of the target) on this shard. */
 cudaError_t lossRowBackward(int64_t N, int64_t V, int64_t P, int64_t first, double scale, const float* logits, const float* maxima, const float* stats, const int32_t* targets,
                             float* grad, cudaStream_t stream);
 

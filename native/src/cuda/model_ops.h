@@ -37,6 +37,7 @@ struct DenseScratch {
 struct DenseScratchSizes {
   int64_t head = 0, probs = 0, ffn = 0, latent = 0;
 };
+/** The sizes `j`'s dense blocks need on one rank (its heads, its FFN units, MLA's latent widths). */
 DenseScratchSizes denseScratchSizes(const Job& j);
 
 /** What the dense blocks run on: the stream, its GEMM engine, scratch; `error` names the failing call. */
