@@ -9,15 +9,16 @@
  * (under 2 MB) and committed, so the check runs from a checkout.
  *
  * Cases cover every strategy, router and activation the cuda backend runs, one rank (plain and
- * through a one-rank NCCL communicator), four ranks with ESP and EP (loopback collectives), and
- * bf16 GEMMs judged within 2e-2 instead of 1e-4.
+ * through a one-rank NCCL communicator), four ranks with ESP and EP (loopback collectives), two
+ * small model jobs over tp 2 (embedding, GQA or MLA attention, dense FFN, shared experts, LM head
+ * and loss), and bf16 GEMMs judged within 2e-2 instead of 1e-4.
  */
 import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Plan } from "../compiler/plan/schema.js";
 import type { StrategyName } from "../compiler/schedule/index.js";
-import { checkedJob, layerJobSource, type LayerJobSpec } from "../runtime/replay/fixtures.js";
+import { checkedJob, layerJobSource, modelJobSource, type LayerJobSpec, type ModelJobSpec } from "../runtime/replay/fixtures.js";
 import { planFor, reference, type NativeRank } from "../runtime/replay/index.js";
 
 /** The manifest's format tag (native/tools/fsmoe-replay.cc reads it). */
@@ -26,7 +27,10 @@ export const MANIFEST_FORMAT = "fsmoe-gpu-check/1";
 /** One replay-vs-reference case. */
 export interface CaseSpec {
   readonly name: string;
-  readonly spec: LayerJobSpec;
+  /** A layer job's fields, or (with `model`) a model job's. */
+  readonly spec: LayerJobSpec | ModelJobSpec;
+  /** The spec is a model job (modelJobSource) rather than a layer job. */
+  readonly model?: boolean;
   readonly strategy: StrategyName;
   /** Further runs of the same plan and reference: precision and communicator. */
   readonly runs: readonly { readonly suffix: string; readonly precision: "fp32" | "bf16"; readonly comm: "auto" | "loopback" | "nccl" }[];
@@ -72,6 +76,24 @@ export const CASES: readonly CaseSpec[] = [
     strategy: "fsmoe",
     runs: [FP32],
     note: "4 ranks, sigmoid router with expert bias and group limits, geglu, full recomputation",
+  },
+  {
+    name: "model-tp2",
+    model: true,
+    // One MoE layer between two dense ones: bf16 expert operands change its output continuously, but
+    // would flip a later MoE layer's routing decisions (which bf16 cases must keep identical).
+    spec: { nodes: 2, gpus: 2, layers: 3, moeLayers: "[1]", attention: "heads = 4, kv_heads = 2, kind = gqa", sharedExperts: 1, microBatches: 2 },
+    strategy: "fsmoe",
+    runs: [FP32, BF16],
+    note: "a model job on 4 ranks (tp = esp = 2): vocabulary-parallel embedding, GQA attention, dense FFN layers around an MoE layer with a shared expert, LM head and cross-entropy",
+  },
+  {
+    name: "model-mla-deepspeed",
+    model: true,
+    spec: { nodes: 2, gpus: 2, layers: 2, moeLayers: "[1]", attention: "kind = mla, heads = 4, q_lora_rank = 16, kv_lora_rank = 12, qk_nope_dim = 8, rope_dim = 4, v_head_dim = 6" },
+    strategy: "deepspeed",
+    runs: [FP32],
+    note: "a model job with multi-head latent attention on 4 ranks (tp = 2), DeepSpeed's einsum dispatch and combine",
   },
 ];
 
@@ -159,9 +181,10 @@ export function decodeTensors(bytes: Buffer): { rank: number; loss: number; loss
 
 // ── The folder ──────────────────────────────────────────────────────────────────────────────
 
-function compile(spec: LayerJobSpec, strategy: StrategyName, what: string): Plan {
-  const job = checkedJob(layerJobSource({ ...spec, schedule: strategy }));
-  const { plan, diagnostics } = planFor(job, strategy, "gpu-prepare", `${what}.moe`, layerJobSource({ ...spec, schedule: strategy }));
+function compile(spec: LayerJobSpec | ModelJobSpec, strategy: StrategyName, what: string, model = false): Plan {
+  const source = model ? modelJobSource({ ...(spec as ModelJobSpec), schedule: strategy }) : layerJobSource({ ...(spec as LayerJobSpec), schedule: strategy });
+  const job = checkedJob(source);
+  const { plan, diagnostics } = planFor(job, strategy, "gpu-prepare", `${what}.moe`, source);
   if (!plan) throw new Error(`${what} does not compile: ${diagnostics.map((d) => d.message).join("; ")}`);
   return plan;
 }
@@ -185,7 +208,7 @@ export async function prepare(
   mkdirSync(join(dir, "sweep"), { recursive: true });
   const cases: object[] = [];
   for (const c of options.cases ?? CASES) {
-    const plan = compile(c.spec, c.strategy, c.name);
+    const plan = compile(c.spec, c.strategy, c.name, c.model);
     const text = JSON.stringify(plan);
     const ref = await reference(text);
     if (!ref.ok) throw new Error(`${c.name}: the host reference failed: ${ref.error}`);

@@ -7,7 +7,10 @@
  * (native/tools/mock/fake_nccl.cc). What it proves: the executor's scheduling, event waits,
  * loopback collectives, arena offsets, GEMM shapes and strides, expert row lists, taps, loss and
  * CUDA-graph capture and replay, and its NCCL calls (one rank), reproduce the host reference on every prepared case (fp32 within
- * 1e-4, bf16 GEMM operands within 2e-2), the profile sweep fits and predicts, the benchmarks run,
+ * 1e-4, bf16 GEMM operands within 2e-2); model jobs (embedding, MHA / GQA attention, dense FFN,
+ * multi-head latent attention, shared experts, norms, LM head and the vocabulary-parallel loss, through
+ * native/src/cuda/model_ops.cc and the CPU versions of dense_kernels.cuh in
+ * native/tools/mock/dense_kernels_cpu.cc) too, MLA included; the profile sweep fits and predicts, the benchmarks run,
  * a hung NCCL case is stopped, and the GPU check's table renders. The addon (src/addon.cc) and
  * libfsmoe_runtime (src/capi/runtime.cc, the C API of generated code) are linked against the
  * same objects: runCuda's results are judged by verifyCuda and by `fsmoec run --backend cuda
@@ -24,14 +27,13 @@ import { basename, join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
 import { Profile } from "../compiler/cost/profiles.js";
-import { check } from "../compiler/check/check.js";
 import { loadAddon, type NativeAddon } from "../runtime/replay/addon.js";
-import { planFor, shrink, validatePlan, verifyCuda } from "../runtime/replay/index.js";
+import { planFor, verifyCuda } from "../runtime/replay/index.js";
 import { program } from "../cli/main.js";
 import { CASES, prepare } from "../scripts/gpu-prepare.js";
 import { emitCuda } from "../codegen/cuda.js";
 import { identifier } from "../codegen/common.js";
-import { checkedJob, layerJobSource } from "../runtime/replay/fixtures.js";
+import { checkedJob, layerJobSource, modelJobSource, type ModelJobSpec } from "../runtime/replay/fixtures.js";
 
 const run = promisify(execFile);
 const CUDA_INCLUDE = ["/usr/local/cuda/include", process.env.CUDA_HOME ? `${process.env.CUDA_HOME}/include` : ""].find((d) => d && existsSync(join(d, "cuda_runtime.h")));
@@ -91,7 +93,9 @@ describe.skipIf(!!skip)("the CUDA executor on a CPU stand-in of the CUDA runtime
     const sources = [
       "tools/mock/cuda_mock.cc",
       "tools/mock/kernels_cpu.cc",
+      "tools/mock/dense_kernels_cpu.cc",
       "src/cuda/backend.cc",
+      "src/cuda/model_ops.cc",
       "src/cuda/gemm.cc",
       "src/cuda/bench.cc",
       "src/cuda/libs.cc",
@@ -220,22 +224,48 @@ describe.skipIf(!!skip)("the CUDA executor on a CPU stand-in of the CUDA runtime
     expect(r.stdout).toMatch(/device: +no CUDA device: cudaGetDeviceCount failed: cudaErrorInsufficientDriver/);
   });
 
-  it("refuses op kinds it does not run yet (a whole model's embedding, attention, ...) with the op named, and a missing NCCL with the path tried", async () => {
-    const job = shrink(check("examples/tiny.moe").program.jobs[0]!).job;
-    const { plan } = planFor(job, "fsmoe");
-    const dir = mkdtempSync(join(tmpdir(), "fsmoe-model-"));
-    writeFileSync(join(dir, "model.plan.json"), JSON.stringify(plan));
-    if (validatePlan(plan!).ok) {
-      const r = await mock(["run", join(dir, "model.plan.json")]);
-      expect(r.code).toBe(4);
-      expect(r.stderr).toMatch(/op \w+ '[^']*' \(op \d+.*: op kind \w+ is not supported by the cuda backend yet/);
-    } else {
-      console.log("cuda-executor: the host loader does not take a whole model's plan yet; its refusal by the cuda backend is not checked");
-    }
+  it("refuses a missing NCCL with the path tried", async () => {
     const manifest = JSON.parse(readFileSync(join(PREPARED, "manifest.json"), "utf8")) as { cases: { plan: string }[] };
     const n = await mock(["run", join(PREPARED, manifest.cases[0]!.plan), "--comm", "nccl"], { FSMOEC_NCCL_PATH: "/nonexistent/libnccl.so.2" });
     expect(n.code).toBe(3);
     expect(n.stderr).toContain("NCCL unavailable: cannot load $FSMOEC_NCCL_PATH (/nonexistent/libnccl.so.2");
+  });
+
+  it("runs model jobs through runCuda to the host reference: fsmoe and deepspeed, 4 ranks tp 2, MHA, GQA and MLA, fp32 and bf16, eager and from the CUDA graph", async () => {
+    const mockAddon = loadAddon(mockAddonPath).addon as NativeAddon;
+    const cases: readonly { schedule: "fsmoe" | "deepspeed"; spec: ModelJobSpec }[] = [
+      { schedule: "fsmoe", spec: { nodes: 2, gpus: 2, sharedExperts: 1, microBatches: 2 } },
+      { schedule: "deepspeed", spec: { nodes: 2, gpus: 2, attention: "heads = 4, kv_heads = 2, kind = gqa", recompute: "none" } },
+      { schedule: "fsmoe", spec: { nodes: 2, gpus: 2, recompute: "full", activation: "swiglu", ffnActivation: "swiglu", router: "sigmoid" } },
+      { schedule: "deepspeed", spec: { nodes: 2, gpus: 2, attention: "kind = mla, heads = 4, q_lora_rank = 16, kv_lora_rank = 12, qk_nope_dim = 8, rope_dim = 4, v_head_dim = 6" } },
+    ];
+    for (const c of cases) {
+      const { plan, diagnostics } = planFor(checkedJob(modelJobSource({ ...c.spec, schedule: c.schedule })), c.schedule);
+      if (!plan) throw new Error(diagnostics.map((d) => d.message).join("\n"));
+      expect(plan.job.parallel.tp).toBe(2);
+      const runs = [
+        { precision: "fp32", graph: true },
+        { precision: "fp32", graph: false },
+        { precision: "bf16", graph: true },
+      ] as const;
+      // bf16: one MoE layer between dense ones (bf16 expert operands would flip a later MoE layer's routing decisions).
+      const { plan: lowPlan } = planFor(checkedJob(modelJobSource({ ...c.spec, layers: 3, moeLayers: "[1]", schedule: c.schedule })), c.schedule);
+      for (const o of runs) {
+        const what = `${c.schedule} ${JSON.stringify(c.spec)} ${o.precision} ${o.graph ? "graph" : "eager"}`;
+        const v = await verifyCuda(o.precision === "bf16" ? lowPlan! : plan, { ...o, iterations: 2 }, mockAddon);
+        if ("error" in v) throw new Error(`${what}: ${v.error}`);
+        expect(v.comparison.tensors.filter((t) => !t.ok).map((t) => `rank ${t.rank} ${t.name} ${t.relError}`), what).toEqual([]);
+        expect(v.ok, what).toBe(true);
+        expect(v.replay.timing.graphIterations, what).toBe(o.graph ? 2 : 0);
+        expect(v.comparison.routing.every((r) => r.mismatches === 0 && r.decisions > 0), what).toBe(true);
+        if (o.precision === "fp32") expect(v.comparison.maxRelError, what).toBeLessThan(1e-5);
+        else expect(v.comparison.maxRelError, `${what}: bf16 expert operands change the numbers`).toBeGreaterThan(1e-5);
+        const names = new Set(v.comparison.tensors.filter((t) => t.rank === 1).map((t) => t.name));
+        const expected = ["logits.mb0", "loss.mb0", "grad.embedding", "grad.lm_head", "grad.final_norm", "grad.L0.attention", "grad.L0.attention_norm", "grad.L0.dense_ffn", "grad.L1.router", "grad.L1.expert", "grad.L1.ffn_norm"];
+        if (c.spec.sharedExperts) expected.push("grad.L1.shared_expert", "logits.mb1", "loss.mb1");
+        for (const n of expected) expect(names, `${what}: ${n}`).toContain(n);
+      }
+    }
   });
 
   it("runs a plan through the addon's runCuda and judges it against the host reference (fp32 1e-4, bf16 2e-2)", async () => {
@@ -293,7 +323,7 @@ describe.skipIf(!!skip)("the CUDA executor on a CPU stand-in of the CUDA runtime
     }
   });
 
-  it("an emitted plan.cu linked against libfsmoe_runtime runs the plan: the same tensors as the host reference; a plan.json of another job, a missing device and a failing op are reported", async () => {
+  it("an emitted plan.cu linked against libfsmoe_runtime runs the plan (a layer job and a model job): the same tensors as the host reference; a plan.json of another job, a missing device and a failing op are reported", async () => {
     const dir = mkdtempSync(join(tmpdir(), "fsmoe-capi-"));
     // Two one-rank layer jobs of different sizes (the C API runs one rank per process; more ranks need NCCL across processes).
     const planOf = (hidden: number) => {
@@ -377,5 +407,19 @@ int main(int argc, char** argv) {
     const none = await drive(join(dir, "plan.json"), 1, { FSMOE_MOCK_NO_DEVICE: "1" });
     expect(none.code).toBe(3);
     expect(none.stdout).toMatch(/^create: FSMOE_ERROR_UNAVAILABLE: no CUDA device: cudaGetDeviceCount failed/);
+    // A one-rank model job (embedding, attention, dense FFN, MoE, LM head, loss) through the same C API: the generated function has the same name.
+    const { plan: model, diagnostics } = planFor(checkedJob(modelJobSource({ nodes: 1, gpus: 1, sharedExperts: 1 })), "fsmoe");
+    if (!model) throw new Error(diagnostics.map((d) => d.message).join("\n"));
+    expect(identifier(model.job.name)).toBe(identifier(plan.job.name));
+    writeFileSync(join(dir, "model.json"), JSON.stringify(model));
+    writeFileSync(join(dir, "model.cu"), emitCuda(model));
+    await link("model.cu", "model-driver");
+    const ran = await run(join(dir, "model-driver"), [join(dir, "model.json"), join(dir, "model.tensors"), "2"]).then(() => ({ code: 0, stdout: "" }), (e: { code: number; stdout: string }) => ({ code: e.code, stdout: e.stdout }));
+    expect(ran.code, ran.stdout).toBe(0);
+    expect((await mock(["reference", join(dir, "model.json"), "--write", join(dir, "model-ref.tensors")])).code).toBe(0);
+    const mcmp = await mock(["compare", join(dir, "model.tensors"), join(dir, "model-ref.tensors"), "--tolerance", "1e-5"]);
+    expect(mcmp.code, mcmp.stdout + mcmp.stderr).toBe(0);
+    expect(mcmp.stdout).toMatch(/MATCH: \d+ tensors/);
+    console.log(`cuda-executor: a model job's plan.cu on libfsmoe_runtime vs the host reference: ${mcmp.stdout.trim().split("\n").pop()}`);
   });
 });

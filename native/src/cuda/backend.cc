@@ -17,9 +17,11 @@
 
 #include "../model.h"
 #include "bootstrap.h"
+#include "dense_kernels.cuh"
 #include "gemm.h"
 #include "kernels.cuh"
 #include "libs.h"
+#include "model_ops.h"
 #include "util.h"
 
 namespace fsmoe {
@@ -98,7 +100,13 @@ bool supportedKind(OpKind k) {
     case OpKind::AllToAll:
     case OpKind::AllGather:
     case OpKind::ReduceScatter:
-    case OpKind::AllReduce: return true;
+    case OpKind::AllReduce:
+    case OpKind::Embed:
+    case OpKind::Attention:
+    case OpKind::DenseFfn:
+    case OpKind::SharedExpert:
+    case OpKind::LmHead:
+    case OpKind::Loss: return true;
     default: return false;
   }
 }
@@ -137,10 +145,24 @@ struct Scratch {
   GemmEngine gemm;
   bool ready = false;
   DeviceMemory dlogits, inv, mask, dense, X, Y, D, H1, H3, A, dA, D1, D3, lowA, lowB;
+  // Model jobs: the normalized stream and its gradient (N × M), each row's 1 / rms (N doubles), and the dense blocks' scratch (model_ops.h).
+  DeviceMemory nrm, dnrm, rowInv, q, k, v, o, p, dO, dq, dk, dv, dp, fh1, fh3, fa, fda, fd1, fd3;
+  DeviceMemory lat[12];  // MLA's latent vectors, in DenseScratch's order
+  DenseScratch denseScratch() {
+    DenseScratch s;
+    s.q = q.as<float>(), s.k = k.as<float>(), s.v = v.as<float>(), s.o = o.as<float>(), s.p = p.as<float>();
+    s.dO = dO.as<float>(), s.dq = dq.as<float>(), s.dk = dk.as<float>(), s.dv = dv.as<float>(), s.dp = dp.as<float>();
+    s.h1 = fh1.as<float>(), s.h3 = fh3.as<float>(), s.a = fa.as<float>(), s.da = fda.as<float>(), s.d1 = fd1.as<float>(), s.d3 = fd3.as<float>();
+    float** latent[12] = {&s.cqRaw, &s.cq, &s.dcq, &s.dcqRaw, &s.c, &s.dc, &s.ckvRaw, &s.ckv, &s.dckv, &s.dckvRaw, &s.kpe, &s.dkpe};
+    for (int i = 0; i < 12; i++) *latent[i] = lat[i].as<float>();
+    s.inv = rowInv.as<double>();
+    return s;
+  }
 };
 
 struct LayerWeightsD {
   DeviceMemory router, bias, experts;
+  DeviceMemory attentionNorm, ffnNorm, attention, ffn;  // model jobs (model.h DenseWeights)
 };
 
 struct RankState {
@@ -149,6 +171,8 @@ struct RankState {
   DeviceMemory arena, givens, cot, gshardU, loss, tapOut, tapDx, tapRoute, expertIdx;
   DeviceMemory reduce[kStreams];  // loopback reductions, per stream (collectives on two streams may overlap)
   std::vector<LayerWeightsD> weights;  // by layer
+  DeviceMemory embedding, lmHead, finalNorm;  // model jobs (model.h HeadWeights)
+  DeviceMemory tapLogits, tapLoss;            // model jobs: each micro-batch's logits (N · V/tp) and this rank's per-token losses (T)
   struct Copy {
     int64_t arenaOffset, storeOffset, bytes;
   };
@@ -276,10 +300,9 @@ class Executor {
     const DeviceInfo dev = probe();
     if (!dev.ok) return fail(dev.error);
     for (const Op& op : p_.ops)
-      if (!supportedKind(op.kind)) return fail(describe(op, 0) + ": op kind " + kindName(op.kind) + " is not supported by the cuda backend yet (it runs MoE layer jobs: gate, order, dispatch_gemm, expert, combine_gemm, iorder and the four collectives)");
-    for (const Buffer& b : p_.buffers)
-      if (b.given != Given::None && b.given != Given::Input && b.given != Given::Cotangent)
-        return fail("buffer '" + b.name + "': this input (token ids or targets) is not supported by the cuda backend yet");
+      if (!supportedKind(op.kind))
+        return fail(describe(op, 0) + ": op kind " + kindName(op.kind) +
+                    " is not supported by the cuda backend yet (it runs embed, attention, dense_ffn, shared_expert, gate, order, dispatch_gemm, expert, combine_gemm, iorder, lm_head, loss and the four collectives)");
     const boot::Env env = boot::readEnv();
     if (!env.error.empty()) return fail("bootstrap: " + env.error);
     Comm mode = o_.comm;
@@ -348,6 +371,11 @@ class Executor {
     long double need = (long double)p_.arenaBytes;
     need += 4.0L * j_.moeLayers.size() * (j_.routerParams() + j_.expertShardParams() * (o_.precision == Precision::Bf16 ? 1.5L : 1.0L));
     need += 4.0L * j_.microBatches * T() * M() * 4;  // inputs, cotangents, taps
+    if (j_.model) {
+      need += 4.0L * j_.layers * (2.0L * M() + j_.attentionParams() + std::max(j_.ffnParams(), j_.sharedParams()));
+      need += 4.0L * (2.0L * j_.vocabParams() + M());
+      need += 4.0L * j_.microBatches * (int64_t(j_.groupTokens) * j_.localVocab + T() + 2 * j_.groupTokens);  // logits and loss taps, token ids
+    }
     need += scratchElements() * 4.0L;
     need *= localRanks;
     need += (64 << 20);
@@ -370,6 +398,10 @@ class Executor {
     }
     n += 3.0L * xr + 6.0L * hr;
     if (o_.precision == Precision::Bf16) n += lowElements();
+    if (j_.model) {
+      const DenseScratchSizes d = denseScratchSizes(j_);
+      n += 4.0L * int64_t(j_.groupTokens) * M() + 8.0L * d.head + 2.0L * d.probs + 6.0L * d.ffn + 12.0L * d.latent;
+    }
     return n;
   }
 
@@ -455,11 +487,33 @@ class Executor {
           !upload(r.weights[l].experts, w.experts, "the expert weights"))
         return false;
     }
+    if (j_.model) {
+      for (int l = 0; l < j_.layers; l++) {
+        DenseWeights w;
+        makeDenseWeights(j_, l, rank, false, w);
+        LayerWeightsD& d = r.weights[l];
+        if (!upload(d.attentionNorm, w.attentionNorm, "the attention norm") || !upload(d.ffnNorm, w.ffnNorm, "the FFN norm") || !upload(d.attention, w.attention, "the attention weights") ||
+            !upload(d.ffn, w.ffn, "the FFN weights"))
+          return false;
+      }
+      HeadWeights h;
+      makeHeadWeights(j_, rank, false, h);
+      if (!upload(r.embedding, h.embedding, "the embedding") || !upload(r.lmHead, h.lmHead, "the LM head") || !upload(r.finalNorm, h.finalNorm, "the final norm")) return false;
+    }
     // Inputs of the iteration (the host fills them before every iteration; here they are generated
     // once and copied in by the iteration's prologue, so a captured graph replays them).
     std::vector<float> store;
     const int64_t n = T() * M();
     for (const Buffer& b : p_.buffers) {
+      if (b.given == Given::Tokens || b.given == Given::Targets) {  // a model's token ids: N int32 of the tp group, bit for bit in the float store
+        const int64_t N = j_.groupTokens, off = int64_t(store.size());
+        std::vector<int32_t> tok(static_cast<std::size_t>(N));
+        fillTokens(j_, b.givenMb, rank, b.given == Given::Targets, tok.data());
+        store.resize(store.size() + std::size_t(N));
+        std::memcpy(store.data() + off, tok.data(), sizeof(int32_t) * N);
+        r.givenCopies.push_back({b.offset, off * 4, std::min<int64_t>(N * 4, b.bytes)});
+        continue;
+      }
       if (b.given != Given::Input && b.given != Given::Cotangent) continue;
       const char* name = b.given == Given::Input ? kInputTensor : kCotangentTensor;
       const int64_t off = int64_t(store.size());
@@ -486,6 +540,10 @@ class Executor {
     CU(r.tapOut.alloc(sizeof(float) * j_.microBatches * n));
     CU(r.tapDx.alloc(sizeof(float) * j_.microBatches * n));
     CU(r.tapRoute.alloc(sizeof(int32_t) * j_.moeLayers.size() * j_.microBatches * 2 * T() * K()));
+    if (j_.model) {
+      CU(r.tapLogits.alloc(sizeof(float) * j_.microBatches * int64_t(j_.groupTokens) * j_.localVocab));
+      CU(r.tapLoss.alloc(sizeof(float) * j_.microBatches * T()));
+    }
     if (!upload(r.expertIdx, hostIdx_, "the expert row lists")) return false;
     // All-reduce scratch (loopback).
     int64_t reduce = 1;
@@ -554,6 +612,17 @@ class Executor {
     if (o_.precision == Precision::Bf16) {
       CU(x.lowA.alloc(2 * std::size_t(lowElements())));
       CU(x.lowB.alloc(2 * std::size_t(std::max<int64_t>(lowElements(), int64_t(j_.expertShardParams())))));
+    }
+    if (j_.model) {
+      const DenseScratchSizes d = denseScratchSizes(j_);
+      const int64_t NM = int64_t(j_.groupTokens) * M();
+      for (DeviceMemory* m : {&x.nrm, &x.dnrm}) CU(m->alloc(sizeof(float) * NM));
+      CU(x.rowInv.alloc(sizeof(double) * j_.groupTokens));
+      for (DeviceMemory* m : {&x.q, &x.k, &x.v, &x.o, &x.dO, &x.dq, &x.dk, &x.dv}) CU(m->alloc(sizeof(float) * std::max<int64_t>(d.head, 1)));
+      if (d.latent > 0)
+        for (DeviceMemory& m : x.lat) CU(m.alloc(sizeof(float) * d.latent));
+      for (DeviceMemory* m : {&x.p, &x.dp}) CU(m->alloc(sizeof(float) * std::max<int64_t>(d.probs, 1)));
+      for (DeviceMemory* m : {&x.fh1, &x.fh3, &x.fa, &x.fda, &x.fd1, &x.fd3}) CU(m->alloc(sizeof(float) * std::max<int64_t>(d.ffn, 1)));
     }
     x.ready = true;
     return true;
@@ -805,6 +874,15 @@ class Executor {
     cudaStream_t s = r.s(op.stream);
     Scratch& x = r.scratch[op.stream];
     if (!x.ready) return fail(ctx_ + ": internal error: no scratch for the stream");
+    switch (op.kind) {
+      case OpKind::Attention:
+      case OpKind::DenseFfn:
+      case OpKind::SharedExpert: return denseOp(r, op, x, s);
+      case OpKind::Embed: return embedOp(r, op, s);
+      case OpKind::LmHead: return lmHeadOp(r, op, x, s);
+      case OpKind::Loss: return lossOp(r, op, s);
+      default: break;
+    }
     const MoeLayer& L = p_.layers[op.layer];
     const LayerWeightsD& W = r.weights[op.layer];
     const int64_t C = L.capacity, TM = T() * M();
@@ -817,10 +895,11 @@ class Executor {
     switch (op.kind) {
       case OpKind::Gate:
         if (!op.bwd) {
-          // x, logits (w), routing (w)
+          // x, logits (w), routing (w) [, the normalized x (w): a model's, which the router reads]
+          if (j_.model) CU(rmsNormRows(T(), M(), acc(r, op, 0), W.ffnNorm.as<float>(), acc(r, op, 3), s));
           GemmCall c;
           c.m = T(), c.n = E(), c.k = M();
-          c.A = acc(r, op, 0), c.lda = M();
+          c.A = acc(r, op, j_.model ? 3 : 0), c.lda = M();
           c.B = W.router.as<float>(), c.ldb = E();
           c.C = acc(r, op, 1), c.ldc = E();
           if (!gemm(x, s, c, false, 0, 0)) return false;
@@ -829,14 +908,17 @@ class Executor {
             CU(cudaMemcpyAsync(r.tapRoute.as<int32_t>() + (std::size_t(mi) * j_.microBatches + op.mb) * 2 * T() * K(), routing(2), sizeof(int32_t) * 2 * T() * K(),
                                cudaMemcpyDeviceToDevice, s));
         } else {
-          // logits, routing, x, dL/dweight, gx (w, accumulated), router gradient (w)
-          CU(routeBackward(routeArgs(r, op, acc(r, op, 0), routing(1)), acc(r, op, 3), x.dlogits.as<float>(), s));
+          // logits, routing, x, dL/dweight, gx (w, accumulated), router gradient (w); a model's:
+          // logits, routing, normalized x, x, dL/dweight, the stream's gradient, gx (w), router gradient (w), norm gradient (w)
+          const int m = j_.model ? 1 : 0;
+          float* gx = acc(r, op, 4 + 2 * m);
+          CU(routeBackward(routeArgs(r, op, acc(r, op, 0), routing(1)), acc(r, op, 3 + m), x.dlogits.as<float>(), s));
           GemmCall c;  // gx += dlogits · Wᵀ
           c.transB = true;
           c.m = T(), c.n = M(), c.k = E();
           c.A = x.dlogits.as<float>(), c.lda = E();
           c.B = W.router.as<float>(), c.ldb = E();
-          c.C = acc(r, op, 4), c.ldc = M();
+          c.C = gx, c.ldc = M();
           c.accumulate = true;
           if (!gemm(x, s, c, false, 0, 0)) return false;
           GemmCall d;  // dW += xᵀ · dlogits
@@ -844,10 +926,14 @@ class Executor {
           d.m = M(), d.n = E(), d.k = T();
           d.A = acc(r, op, 2), d.lda = M();
           d.B = x.dlogits.as<float>(), d.ldb = E();
-          d.C = acc(r, op, 5), d.ldc = E();
+          d.C = acc(r, op, 5 + 2 * m), d.ldc = E();
           d.accumulate = true;
           if (!gemm(x, s, d, false, 0, 0)) return false;
-          if (op.dxTap) CU(cudaMemcpyAsync(r.tapDx.as<float>() + op.mb * TM, acc(r, op, 4), sizeof(float) * TM, cudaMemcpyDeviceToDevice, s));
+          if (j_.model) {  // through the FFN norm, plus the residual's gradient: gx = the stream's gradient + (∂norm)ᵀ · gx
+            CU(rmsNormRowsBackward(T(), M(), acc(r, op, 3), W.ffnNorm.as<float>(), gx, x.dnrm.as<float>(), acc(r, op, 8), x.rowInv.as<double>(), s));
+            CU(addTo(TM, acc(r, op, 5), x.dnrm.as<float>(), gx, s));
+          }
+          if (op.dxTap) CU(cudaMemcpyAsync(r.tapDx.as<float>() + op.mb * TM, gx, sizeof(float) * TM, cudaMemcpyDeviceToDevice, s));
         }
         return true;
       case OpKind::Order:
@@ -873,23 +959,27 @@ class Executor {
         return gemm(x, s, c, true, T() * EC, op.bwd ? EC * M() : TM);
       }
       case OpKind::Iorder:
-        if (!op.bwd) {
-          CU(iorderForward(g, L.fwdDegree, buf(r, op, 0), choice(1), slot(1), weight(1), acc(r, op, 2), s));
-          return outputTap(r, op, acc(r, op, 2), s);
+        if (!op.bwd) {  // combined, routing [, the residual: a model's], y (w)
+          float* y = acc(r, op, j_.model ? 3 : 2);
+          CU(iorderForward(g, L.fwdDegree, buf(r, op, 0), choice(1), slot(1), weight(1), y, s));
+          if (j_.model) CU(addInto(TM, y, acc(r, op, 2), s));
+          return outputTap(r, op, y, s);
         }
         CU(iorderBackward(g, L.fwdDegree, L.bwdDegree, acc(r, op, 0), buf(r, op, 2), choice(1), slot(1), weight(1), buf(r, op, 3), acc(r, op, 4), s));
         return true;
       case OpKind::CombineGemm: {
         const int64_t EC = E() * C;
         CU(denseMask(g, op.bwd ? L.bwdDegree : L.fwdDegree, choice(1), slot(1), weight(1), true, x.mask.as<float>(), s));
-        if (!op.bwd) {  // y = maskW · comb
+        if (!op.bwd) {  // y = maskW · comb [+ the residual: a model's]
+          float* y = acc(r, op, j_.model ? 3 : 2);
           GemmCall c;
           c.m = T(), c.n = M(), c.k = EC;
           c.A = x.mask.as<float>(), c.lda = EC;
           c.B = buf(r, op, 0), c.ldb = M();
-          c.C = acc(r, op, 2), c.ldc = M();
+          c.C = y, c.ldc = M();
           if (!gemm(x, s, c, true, T() * EC, EC * M())) return false;
-          return outputTap(r, op, acc(r, op, 2), s);
+          if (j_.model) CU(addInto(TM, y, acc(r, op, 2), s));
+          return outputTap(r, op, y, s);
         }
         GemmCall c;  // gcomb (EC × M) = maskWᵀ · dy
         c.transA = true;
@@ -911,6 +1001,126 @@ class Executor {
       case OpKind::Expert: return op.bwd ? expertBackward(r, op, x, s) : expertForward(r, op, x, s);
       default: return fail(ctx_ + ": op kind not supported by the cuda backend");
     }
+  }
+
+  // ── A model's dense ops (native/README.md, "The model"; the host's executor.cc denseOp, embedOp, lmHeadOp, lossOp) ──
+
+  /** The dense blocks' context on stream `s`; a failure inside names the op. */
+  DenseCtx denseCtx(Scratch& x, cudaStream_t s) {
+    DenseCtx c;
+    c.stream = s;
+    c.gemm = &x.gemm;
+    c.x = x.denseScratch();
+    return c;
+  }
+  bool denseFailed(const DenseCtx& c) { return fail(ctx_ + ": " + c.error); }
+  const int32_t* ids(RankState& r, const Op& op, int i) { return reinterpret_cast<const int32_t*>(acc(r, op, i)); }
+
+  /**
+   * Attention, dense FFN, shared experts: forward normalizes the gathered stream, runs the block
+   * on this rank's heads or units and — on the first rank of the tp group — adds the stream;
+   * backward recomputes the norm, runs the block's backward, the norm's, and adds the residual's gradient.
+   */
+  bool denseOp(RankState& r, const Op& op, Scratch& x, cudaStream_t s) {
+    const int64_t N = j_.groupTokens, Mm = M(), NM = N * Mm;
+    const LayerWeightsD& W = r.weights[op.layer];
+    const bool attention = op.kind == OpKind::Attention, moe = j_.isMoe(op.layer);
+    const float* gamma = attention ? W.attentionNorm.as<float>() : W.ffnNorm.as<float>();
+    const int G = moe ? j_.gemms : j_.ffnGemms;
+    const int act = int(moe ? j_.activation : j_.ffnActivation);
+    const int64_t F = ffnUnits(j_, op.layer, false);
+    const AttentionLayout lay = attentionLayout(j_, false);
+    const bool first = tpIndex(j_, r.rank) == 0;
+    float* n = x.nrm.as<float>();
+    DenseCtx c = denseCtx(x, s);
+    if (!op.bwd) {
+      // gathered stream; partial output (w) [, probabilities (w)]
+      const float* st = acc(r, op, 0);
+      float* out = acc(r, op, 1);
+      CU(rmsNormRows(N, Mm, st, gamma, n, s));
+      const bool ran = attention ? attentionForwardD(c, j_, lay, n, W.attention.as<float>(), out, op.accesses.size() == 3 ? acc(r, op, 2) : nullptr)
+                                 : ffnForwardD(c, N, Mm, F, G, act, n, W.ffn.as<float>(), out);
+      if (!ran) return denseFailed(c);
+      if (first) CU(addInto(NM, out, st, s));
+      return true;
+    }
+    // gathered gradient, saved stream [, probabilities]; partial input gradient (w), weights' gradient (w), norm's gradient (w)
+    const int sc = attention && op.accesses.size() == 6 ? 1 : 0;
+    const float *g = acc(r, op, 0), *st = acc(r, op, 1);
+    float* gin = acc(r, op, 2 + sc);
+    float* dn = x.dnrm.as<float>();
+    CU(rmsNormRows(N, Mm, st, gamma, n, s));
+    const bool ran = attention ? attentionBackwardD(c, j_, lay, n, W.attention.as<float>(), g, dn, acc(r, op, 3 + sc))
+                               : ffnBackwardD(c, N, Mm, F, G, act, n, W.ffn.as<float>(), g, dn, acc(r, op, 3 + sc));
+    if (!ran) return denseFailed(c);
+    CU(rmsNormRowsBackward(N, Mm, st, gamma, dn, gin, acc(r, op, 4 + sc), x.rowInv.as<double>(), s));
+    if (first) CU(addInto(NM, gin, g, s));
+    return true;
+  }
+
+  /** The vocabulary-parallel embedding: tokens → rows of this rank's shard (zero for the others'); backward: the shard's gradient. */
+  bool embedOp(RankState& r, const Op& op, cudaStream_t s) {
+    const int64_t first = int64_t(tpIndex(j_, r.rank)) * j_.localVocab;
+    if (!op.bwd) CU(embedGather(j_.groupTokens, M(), first, j_.localVocab, ids(r, op, 0), r.embedding.as<float>(), acc(r, op, 1), s));
+    else CU(embedScatterAdd(j_.groupTokens, M(), first, j_.localVocab, ids(r, op, 1), acc(r, op, 0), acc(r, op, 2), s));
+    return true;
+  }
+
+  /** The final norm and the LM head: logits of this rank's vocabulary shard (N × V/tp); backward: input, LM head and final norm gradients. */
+  bool lmHeadOp(RankState& r, const Op& op, Scratch& x, cudaStream_t s) {
+    const int64_t N = j_.groupTokens, Mm = M(), V = j_.localVocab;
+    float* n = x.nrm.as<float>();
+    const float* lm = r.lmHead.as<float>();
+    CU(rmsNormRows(N, Mm, acc(r, op, op.bwd ? 1 : 0), r.finalNorm.as<float>(), n, s));
+    if (!op.bwd) {
+      GemmCall c;  // logits (N × V) = n · LMᵀ
+      c.transB = true;
+      c.m = N, c.n = V, c.k = Mm;
+      c.A = n, c.lda = Mm;
+      c.B = lm, c.ldb = Mm;
+      c.C = acc(r, op, 1), c.ldc = V;
+      if (!gemm(x, s, c, false, 0, 0)) return false;
+      if (!op.recompute) CU(cudaMemcpyAsync(r.tapLogits.as<float>() + op.mb * N * V, acc(r, op, 1), sizeof(float) * N * V, cudaMemcpyDeviceToDevice, s));
+      return true;
+    }
+    // dlogits, saved stream; input gradient (w), LM head gradient (w), final norm gradient (w)
+    float* dn = x.dnrm.as<float>();
+    GemmCall c;  // dn = dlogits · LM
+    c.m = N, c.n = Mm, c.k = V;
+    c.A = acc(r, op, 0), c.lda = V;
+    c.B = lm, c.ldb = Mm;
+    c.C = dn, c.ldc = Mm;
+    if (!gemm(x, s, c, false, 0, 0)) return false;
+    GemmCall d;  // dLM += dlogitsᵀ · n
+    d.transA = true;
+    d.m = V, d.n = Mm, d.k = N;
+    d.A = acc(r, op, 0), d.lda = V;
+    d.B = n, d.ldb = Mm;
+    d.C = acc(r, op, 3), d.ldc = Mm;
+    d.accumulate = true;
+    if (!gemm(x, s, d, false, 0, 0)) return false;
+    CU(rmsNormRowsBackward(N, Mm, acc(r, op, 1), r.finalNorm.as<float>(), dn, acc(r, op, 2), acc(r, op, 4), x.rowInv.as<double>(), s));
+    return true;
+  }
+
+  /** The vocabulary-parallel cross-entropy (mean over every token of the iteration): loss_max, loss_sumexp, loss, and the backward. */
+  bool lossOp(RankState& r, const Op& op, cudaStream_t s) {
+    const int64_t N = j_.groupTokens, V = j_.localVocab, first = int64_t(tpIndex(j_, r.rank)) * V, P = j_.tp;
+    const double scale = 1.0 / (double(j_.microBatches) * j_.dp * N);
+    if (op.bwd) {
+      CU(lossRowBackward(N, V, P, first, scale, acc(r, op, 0), acc(r, op, 1), acc(r, op, 2), ids(r, op, 3), acc(r, op, 4), s));
+    } else if (op.role == "loss_max") {
+      CU(lossRowMax(N, V, acc(r, op, 0), acc(r, op, 1), s));
+    } else if (op.role == "loss_sumexp") {
+      CU(lossRowSumExp(N, V, P, first, acc(r, op, 0), acc(r, op, 1), ids(r, op, 2), acc(r, op, 3), s));
+    } else {
+      float* loss = acc(r, op, 2);
+      CU(lossRowValue(N, P, scale, acc(r, op, 0), acc(r, op, 1), loss, s));
+      const int64_t t0 = int64_t(tpIndex(j_, r.rank)) * T();  // this rank's share: the tokens of its sequence slice
+      CU(sumAccumulate(T(), loss + t0, r.loss.as<double>(), s));
+      CU(cudaMemcpyAsync(r.tapLoss.as<float>() + op.mb * T(), loss + t0, sizeof(float) * T(), cudaMemcpyDeviceToDevice, s));
+    }
+    return true;
   }
 
   bool outputTap(RankState& r, const Op& op, const float* y, cudaStream_t s) {
@@ -1300,11 +1510,26 @@ class Executor {
         if (op.outputTap && !tensor("out.mb" + std::to_string(op.mb), r.tapOut.as<float>() + op.mb * TM, TM)) return false;
         if (op.dxTap && !tensor("dx.mb" + std::to_string(op.mb), r.tapDx.as<float>() + op.mb * TM, TM)) return false;
       }
-      for (int l : j_.moeLayers) {
-        const MoeLayer& L = p_.layers[l];
-        if (L.routerGradAbs >= 0 && !tensor("grad.L" + std::to_string(l) + ".router", at(r, L.routerGradAbs), M() * E())) return false;
-        if (L.expertGradAbs >= 0 && !tensor("grad.L" + std::to_string(l) + ".expert", at(r, L.expertGradAbs), j_.expertShardParams())) return false;
+      for (const Op& op : p_.ops) {  // a model's taps, in plan order
+        const std::string mb = ".mb" + std::to_string(op.mb);
+        if (op.kind == OpKind::LmHead && !op.bwd && !op.recompute && !tensor("logits" + mb, r.tapLogits.as<float>() + op.mb * int64_t(j_.groupTokens) * j_.localVocab, int64_t(j_.groupTokens) * j_.localVocab))
+          return false;
+        if (op.kind == OpKind::Loss && !op.bwd && op.role != "loss_max" && op.role != "loss_sumexp" && !tensor("loss" + mb, r.tapLoss.as<float>() + op.mb * T(), T())) return false;
       }
+      // Every gradient after the iteration's all-reduces, where the backward ops declared it (the host's names).
+      for (int l = 0; l < j_.layers; l++) {
+        const MoeLayer& L = p_.layers[l];
+        const std::string at_ = "grad.L" + std::to_string(l) + ".";
+        const std::pair<int64_t, int64_t> sized[] = {{L.attentionNormAbs, M()}, {L.ffnNormAbs, M()}, {L.routerGradAbs, M() * E()}, {L.attentionAbs, j_.attentionParams()},
+                                                     {L.ffnAbs, j_.ffnParams()}, {L.sharedAbs, j_.sharedParams()}, {L.expertGradAbs, j_.expertShardParams()}};
+        const char* names[] = {"attention_norm", "ffn_norm", "router", "attention", "dense_ffn", "shared_expert", "expert"};
+        for (int i = 0; i < 7; i++)
+          if (sized[i].first >= 0 && !tensor(at_ + names[i], at(r, sized[i].first), sized[i].second)) return false;
+      }
+      const HeadGrads& hg = p_.head;
+      if (hg.embeddingAbs >= 0 && !tensor("grad.embedding", at(r, hg.embeddingAbs), j_.vocabParams())) return false;
+      if (hg.lmHeadAbs >= 0 && !tensor("grad.lm_head", at(r, hg.lmHeadAbs), j_.vocabParams())) return false;
+      if (hg.finalNormAbs >= 0 && !tensor("grad.final_norm", at(r, hg.finalNormAbs), M())) return false;
       double loss[2] = {0, 0};
       CU(cudaMemcpy(loss, r.loss.as(), sizeof loss, cudaMemcpyDeviceToHost));
       rr.loss = loss[0];
