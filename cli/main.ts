@@ -19,6 +19,7 @@ import { format } from "../grammar/print.js";
 import { Exit } from "./exit.js";
 import { writeFileAtomic } from "./io.js";
 import { registerReportCommands } from "./reports.js";
+import { registerProfileCommand } from "./profile.js";
 import { registerRunCommands } from "./run.js";
 
 const version = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
@@ -172,6 +173,7 @@ export function program(io: Io, setExit: (code: number) => void): Command {
       setExit(code);
     });
   registerReportCommands(cli, io, setExit, version);
+  registerProfileCommand(cli, io, setExit);
   registerRunCommands(cli, io, setExit, version);
 
   cli

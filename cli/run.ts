@@ -26,7 +26,6 @@ import type { NativeCudaRun } from "../runtime/replay/addon.js";
 import type { Io } from "./compile.js";
 import { Exit } from "./exit.js";
 import { writeFileAtomic } from "./io.js";
-import { profileHost } from "../runtime/replay/profile.js";
 import { linksOf, pricerOf, simulate } from "../runtime/simulate/index.js";
 import { mpiJob, replayOverMpi } from "../runtime/replay/mpi.js";
 
@@ -59,29 +58,12 @@ function median(xs: readonly number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-/** Register `run` and `profile` on the CLI. */
+/** Register `run` on the CLI (`profile` is in profile.ts). */
 export function registerRunCommands(cli: Command, io: Io, setExit: (code: number) => void, version: string): void {
   const finish = (code: number) => {
     setExit(code);
     if (code !== Exit.ok) process.exitCode = code;
   };
-  cli
-    .command("profile")
-    .description("time every op class on a backend over a sweep of sizes, fit α and β by least squares, and write a profile a cluster can name")
-    .addOption(new Option("--backend <backend>", "where to measure").choices(["host", "cuda"]).default("host"))
-    .requiredOption("-o, --out <file>", "the profile file to write")
-    .option("--iterations <n>", "iterations per sweep point (the first is a warm-up)", "8")
-    .option("--name <name>", "the profile's name", "host")
-    .addOption(new Option("--format <format>", "how to report").choices(["text", "json"]).default("text"))
-    .action(async (flags: { backend: string; out: string; iterations: string; name: string; format: string }) => {
-      try {
-        finish(await profileCommand(flags, io));
-      } catch (e) {
-        io.err(`fsmoec: error: ${(e as Error).message}\n`);
-        finish(Exit.runtime);
-      }
-    });
-
   cli
     .command("run <file>")
     .description("replay a job's plan on a backend (host: real fp32 math; cuda: one GPU, every rank in this process); --verify compares it with the unscheduled host reference")
@@ -360,41 +342,4 @@ function printVerify(c: Comparison, io: Io): void {
   const width = Math.max(0, ...[...byName.keys()].map((n) => n.length));
   for (const [name, e] of byName) io.out(`  ${name.padEnd(width)}  ${e.toExponential(2)}${e <= c.tolerance ? "" : "  FAIL"}\n`);
   for (const m of c.missing) io.out(`  missing: ${m}\n`);
-}
-
-async function profileCommand(flags: { backend: string; out: string; iterations: string; name: string; format: string }, io: Io): Promise<number> {
-  const iterations = Number(flags.iterations);
-  if (!Number.isInteger(iterations) || iterations < 1 || iterations > 1000) {
-    io.err(`fsmoec: error: --iterations expects a whole number from 1 to 1000, got '${flags.iterations}'\n`);
-    return Exit.usage;
-  }
-  if (flags.backend !== "host") {
-    io.err(`fsmoec: error: the ${flags.backend} backend is not built yet; use --backend host\n`);
-    return Exit.runtime;
-  }
-  const loaded = loadAddon();
-  if (!loaded.addon) {
-    io.err(`fsmoec: error: ${loaded.error}\n`);
-    return Exit.runtime;
-  }
-  const { profile, fits, dispatchUs, handoffUs } = await profileHost({ iterations, name: flags.name, ...(flags.format === "text" && { onProgress: (d: number, n: number) => io.err(`\rprofiling ${d}/${n}`) }) });
-  if (flags.format === "text") io.err("\n");
-  try {
-    writeFileAtomic(flags.out, JSON.stringify(profile, null, 2) + "\n");
-  } catch (e) {
-    io.err(`fsmoec: error: cannot write ${flags.out}: ${(e as Error).message}\n`);
-    return Exit.runtime;
-  }
-  if (flags.format === "json") {
-    io.out(JSON.stringify({ file: flags.out, profile, fits }, null, 2) + "\n");
-    return Exit.ok;
-  }
-  io.out(`profile '${profile.name}' of the host backend: t = α + β·n, least squares\n`);
-  const rows = fits.map((f) => [f.op, f.kind ?? "", f.group ?? "", f.dir ?? "", f.gemms === undefined ? "" : String(f.gemms), f.alphaUs.toFixed(3), f.betaUs.toExponential(3), f.samples > 0 ? f.r2.toFixed(3) : "", String(f.samples)]);
-  const head = ["op", "kind", "group", "dir", "gemms", "α µs", "β µs", "R²", "points"];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  for (const r of [head, ...rows]) io.out("  " + r.map((c, i) => (i >= 5 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join("  ") + "\n");
-  io.out(`  the ranks share ${profile.host!.cores} core${profile.host!.cores === 1 ? "" : "s"}; the executor costs ${dispatchUs} µs of CPU per op and ${handoffUs} µs per hand-off between threads (fsmoec run and simulate apply these)\n`);
-  io.out(`wrote ${flags.out} (name it in a cluster: profile = "${flags.out}")\n`);
-  return Exit.ok;
 }
