@@ -138,28 +138,32 @@ export class AstBuilder extends BaseVisitor {
   }
 
   path(ctx: Ctx): A.Ident[] {
-    return (ctx["Identifier"] ?? []).filter(isToken).filter((t) => !t_recovered(t)).map((t) => this.ident(t));
+    const out: A.Ident[] = [];
+    for (const t of ctx["Identifier"] ?? []) if (isToken(t) && !t_recovered(t)) out.push(this.ident(t));
+    return out;
   }
 
-  private chain(ctx: Ctx, node: CstNode, operandRule: string, ops: string[]): A.Expr {
-    const operands = this.children(ctx, operandRule).map((n) => this.v(n) as A.Expr);
+  private chain(ctx: Ctx, node: CstNode, operandRule: string, ops: readonly string[]): A.Expr {
+    const operands: A.Expr[] = [];
+    for (const n of ctx[operandRule] ?? []) if (isNode(n)) operands.push(this.v(n) as A.Expr);
+    // Most expressions are one operand: skip collecting operators it does not use.
+    if (operands.length === 1) return operands[0]!;
     const operators = ops
       .flatMap((name) => (ctx[name] ?? []).filter(isToken))
       .sort((a, b) => a.startOffset - b.startOffset)
       .map((t) => t.image as "+" | "-" | "*" | "/");
     const span = this.nodeSpan(node);
     if (operands.length === 0) return { kind: "error", span };
-    if (operands.length === 1) return operands[0]!;
     if (operators.length !== operands.length - 1 || operands.some((o) => o.kind === "error")) return { kind: "error", span };
     return { kind: "binary", operands, operators, span };
   }
 
   expression(ctx: Ctx, node: CstNode): A.Expr {
-    return this.chain(ctx, node, "term", ["Plus", "Minus"]);
+    return this.chain(ctx, node, "term", ADDITIVE);
   }
 
   term(ctx: Ctx, node: CstNode): A.Expr {
-    return this.chain(ctx, node, "unary", ["Star", "Slash"]);
+    return this.chain(ctx, node, "unary", MULTIPLICATIVE);
   }
 
   unary(ctx: Ctx, node: CstNode): A.Expr {
@@ -286,6 +290,9 @@ export function unseparated(
   }
   return out;
 }
+
+const ADDITIVE = ["Plus", "Minus"] as const;
+const MULTIPLICATIVE = ["Star", "Slash"] as const;
 
 function t_recovered(t: IToken): boolean {
   return t.isInsertedInRecovery === true;

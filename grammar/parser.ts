@@ -31,9 +31,68 @@ export class MoeParser extends CstParser {
     this.performSelfAnalysis();
   }
 
+  // Every OR's alternatives and every gated OPTION or MANY are built once, here, rather than on
+  // each call (chevrotain's performance guide): a literal `{ ALT: () => … }` allocates an
+  // object and a closure per call, and under tsx (esbuild's keepNames) also renames the closure.
+  private readonly fileAlts = [{ ALT: () => this.SUBRULE(this.importDecl) }, { ALT: () => this.SUBRULE(this.block) }];
+  private readonly importAlts = [{ ALT: () => this.CONSUME(T.StringLiteral) }, { ALT: () => this.CONSUME(T.UnterminatedString) }];
+  private readonly bodyAlts = [{ ALT: () => this.CONSUME(T.Comma) }, { ALT: () => this.SUBRULE(this.field) }];
+  private readonly fieldAlts = [
+    {
+      ALT: () => {
+        this.CONSUME(T.Equals);
+        this.SUBRULE(this.expression);
+      },
+    },
+    { ALT: () => this.SUBRULE(this.body) },
+  ];
+  private readonly additiveAlts = [{ ALT: () => this.CONSUME(T.Plus) }, { ALT: () => this.CONSUME(T.Minus) }];
+  private readonly multiplicativeAlts = [{ ALT: () => this.CONSUME(T.Star) }, { ALT: () => this.CONSUME(T.Slash) }];
+  private readonly numberUnit = { GATE: () => this.unitFollows(), DEF: () => this.SUBRULE(this.unit) };
+  private readonly primaryAlts = [
+    {
+      ALT: () => {
+        this.CONSUME(T.NumberLiteral);
+        this.OPTION(this.numberUnit);
+      },
+    },
+    { ALT: () => this.CONSUME(T.StringLiteral) },
+    // Already reported by the lexer (FSM1004); it becomes an error value, so nothing after it cascades.
+    { ALT: () => this.CONSUME(T.UnterminatedString) },
+    { ALT: () => this.SUBRULE(this.reference) },
+    {
+      ALT: () => {
+        this.CONSUME(T.LParen);
+        this.SUBRULE(this.expression);
+        this.CONSUME(T.RParen);
+      },
+    },
+    { ALT: () => this.SUBRULE(this.list) },
+    { ALT: () => this.SUBRULE(this.body) },
+  ];
+  private readonly unitAlts = [{ ALT: () => this.CONSUME(T.Identifier) }, { ALT: () => this.CONSUME(T.MicroSeconds) }];
+  private readonly perSecond = {
+    GATE: () => this.LA(2).tokenType === T.Identifier && this.LA(2).image === "s",
+    DEF: () => {
+      this.CONSUME(T.Slash);
+      this.CONSUME2(T.Identifier, { LABEL: "per" });
+    },
+  };
+  private readonly referenceArgument = {
+    GATE: () => this.LA(1).tokenType === T.NumberLiteral && sameLine(this.LA(0), this.LA(1)),
+    DEF: () => this.SUBRULE(this.unary, { LABEL: "argument" }),
+  };
+  private readonly listRest = {
+    GATE: () => this.LA(2).tokenType !== T.RBracket,
+    DEF: () => {
+      this.CONSUME(T.Comma);
+      this.SUBRULE2(this.expression);
+    },
+  };
+
   file = this.RULE("file", () => {
     this.MANY(() => {
-      this.OR([{ ALT: () => this.SUBRULE(this.importDecl) }, { ALT: () => this.SUBRULE(this.block) }]);
+      this.OR(this.fileAlts);
     });
   });
 
@@ -41,7 +100,7 @@ export class MoeParser extends CstParser {
     this.CONSUME(T.Import);
     // An unterminated string is already reported by the lexer (FSM1004); taking it here keeps
     // the parser from reporting it again as a missing string.
-    this.OR([{ ALT: () => this.CONSUME(T.StringLiteral) }, { ALT: () => this.CONSUME(T.UnterminatedString) }]);
+    this.OR(this.importAlts);
   });
 
   block = this.RULE("block", () => {
@@ -53,22 +112,14 @@ export class MoeParser extends CstParser {
   body = this.RULE("body", () => {
     this.CONSUME(T.LCurly);
     this.MANY(() => {
-      this.OR([{ ALT: () => this.CONSUME(T.Comma) }, { ALT: () => this.SUBRULE(this.field) }]);
+      this.OR(this.bodyAlts);
     });
     this.CONSUME(T.RCurly);
   });
 
   field = this.RULE("field", () => {
     this.SUBRULE(this.path);
-    this.OR([
-      {
-        ALT: () => {
-          this.CONSUME(T.Equals);
-          this.SUBRULE(this.expression);
-        },
-      },
-      { ALT: () => this.SUBRULE(this.body) },
-    ]);
+    this.OR(this.fieldAlts);
   });
 
   path = this.RULE("path", () => {
@@ -82,7 +133,7 @@ export class MoeParser extends CstParser {
   expression = this.RULE("expression", () => {
     this.SUBRULE(this.term);
     this.MANY(() => {
-      this.OR([{ ALT: () => this.CONSUME(T.Plus) }, { ALT: () => this.CONSUME(T.Minus) }]);
+      this.OR(this.additiveAlts);
       this.SUBRULE2(this.term);
     });
   });
@@ -90,7 +141,7 @@ export class MoeParser extends CstParser {
   term = this.RULE("term", () => {
     this.SUBRULE(this.unary);
     this.MANY(() => {
-      this.OR([{ ALT: () => this.CONSUME(T.Star) }, { ALT: () => this.CONSUME(T.Slash) }]);
+      this.OR(this.multiplicativeAlts);
       this.SUBRULE2(this.unary);
     });
   });
@@ -100,66 +151,26 @@ export class MoeParser extends CstParser {
     this.SUBRULE(this.primary);
   });
 
-  // Alternatives are built once (chevrotain's performance guide: big ORs allocate on every call otherwise).
-  private primaryAlts?: { ALT: () => void }[];
-
   primary = this.RULE("primary", () => {
-    this.OR(
-      (this.primaryAlts ??= [
-        {
-          ALT: () => {
-            this.CONSUME(T.NumberLiteral);
-            this.OPTION({ GATE: () => this.unitFollows(), DEF: () => this.SUBRULE(this.unit) });
-          },
-        },
-        { ALT: () => this.CONSUME(T.StringLiteral) },
-        // Already reported by the lexer (FSM1004); it becomes an error value, so nothing after it cascades.
-        { ALT: () => this.CONSUME(T.UnterminatedString) },
-        { ALT: () => this.SUBRULE(this.reference) },
-        {
-          ALT: () => {
-            this.CONSUME(T.LParen);
-            this.SUBRULE(this.expression);
-            this.CONSUME(T.RParen);
-          },
-        },
-        { ALT: () => this.SUBRULE(this.list) },
-        { ALT: () => this.SUBRULE(this.body) },
-      ]),
-    );
+    this.OR(this.primaryAlts);
   });
 
   unit = this.RULE("unit", () => {
-    this.OR([{ ALT: () => this.CONSUME(T.Identifier) }, { ALT: () => this.CONSUME(T.MicroSeconds) }]);
-    this.OPTION({
-      GATE: () => this.LA(2).tokenType === T.Identifier && this.LA(2).image === "s",
-      DEF: () => {
-        this.CONSUME(T.Slash);
-        this.CONSUME2(T.Identifier, { LABEL: "per" });
-      },
-    });
+    this.OR(this.unitAlts);
+    this.OPTION(this.perSecond);
   });
 
   reference = this.RULE("reference", () => {
     this.SUBRULE(this.path);
     this.OPTION(() => this.SUBRULE(this.body));
-    this.OPTION2({
-      GATE: () => this.LA(1).tokenType === T.NumberLiteral && sameLine(this.LA(0), this.LA(1)),
-      DEF: () => this.SUBRULE(this.unary, { LABEL: "argument" }),
-    });
+    this.OPTION2(this.referenceArgument);
   });
 
   list = this.RULE("list", () => {
     this.CONSUME(T.LBracket);
     this.OPTION(() => {
       this.SUBRULE(this.expression);
-      this.MANY({
-        GATE: () => this.LA(2).tokenType !== T.RBracket,
-        DEF: () => {
-          this.CONSUME(T.Comma);
-          this.SUBRULE2(this.expression);
-        },
-      });
+      this.MANY(this.listRest);
       this.OPTION2(() => this.CONSUME2(T.Comma));
     });
     this.CONSUME(T.RBracket);

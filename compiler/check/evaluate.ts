@@ -351,22 +351,18 @@ export class Evaluator {
     // field a value instead: `field 'heads' of attention of model 'm' … (the default, hidden /
     // 128); write 'attention { heads = … }'`.
     const of = fromDefault === undefined ? "" : ` of ${scope.label}`;
-    const nested = scope.parent !== undefined && !isBlockKind(scope.schema.kind);
-    const write = nested ? `${scope.schema.kind} { ${field} = … }` : `${field} = …`;
-    const dflt = (s: string) => (fromDefault === undefined ? s : `${s} (the default, ${fromDefault}); write '${write}'`);
-    const wrongSort = (expected: string) => this.report("FSM2103", where, { field, where: of, expected, actual: dflt(describeExpr(e)) });
     switch (type.t) {
       case "int":
       case "real": {
         const want = type.t === "int" ? DIMENSIONLESS : type.dim;
         // A whole value that is no number at all (a list, a string, a block, `every 2`).
-        if (!isArithmetic(e)) return wrongSort(type.t === "int" ? "an integer" : describeDim(want));
+        if (!isArithmetic(e)) return this.wrongSort(e, where, field, of, scope, fromDefault, type.t === "int" ? "an integer" : describeDim(want));
         const n = this.numeric(e, scope);
         if (!n) return null;
         if (!dimEquals(n.dim, want)) {
-          return this.report("FSM2104", where, { field, where: of, expected: describeDim(want), actual: dflt(describeDim(n.dim).replace(/ \(.*\)$/, "")) });
+          return this.report("FSM2104", where, { field, where: of, expected: describeDim(want), actual: withDefault(describeDim(n.dim).replace(/ \(.*\)$/, ""), fromDefault, scope, field) });
         }
-        if (type.t === "int" && !Q.isInteger(n.q)) return this.report("FSM2102", where, { field, where: of, value: dflt(Q.format(n.q)) });
+        if (type.t === "int" && !Q.isInteger(n.q)) return this.report("FSM2102", where, { field, where: of, value: withDefault(Q.format(n.q), fromDefault, scope, field) });
         const min = Q.parseLiteral(String(type.min));
         const c = Q.compare(n.q, min);
         const exclusive = type.t === "real" && type.minExclusive;
@@ -381,7 +377,7 @@ export class Evaluator {
                   ? "greater than 0"
                   : "at least 0";
           const value = type.t === "int" ? Q.format(n.q) : formatQuantity(n.q, n.dim, fromDefault === undefined ? writtenUnit(e) : undefined);
-          return this.report("FSM2105", where, { field, where: of, range, value: dflt(value) });
+          return this.report("FSM2105", where, { field, where: of, range, value: withDefault(value, fromDefault, scope, field) });
         }
         return { k: "num", q: n.q, dim: n.dim };
       }
@@ -397,16 +393,16 @@ export class Evaluator {
           if (v && v.k === "name" && values.includes(v.name)) return v;
           return this.report("FSM2106", where, { field, where: of, choices, value: text, hint: didYouMean(text, values) });
         }
-        return wrongSort(`one of ${choices}`);
+        return this.wrongSort(e, where, field, of, scope, fromDefault, `one of ${choices}`);
       }
       case "string":
         if (e.kind === "string") return { k: "str", s: e.value };
-        return wrongSort("a string");
+        return this.wrongSort(e, where, field, of, scope, fromDefault, "a string");
       case "ref":
         return this.blockRef(e, type.kinds, scope, field);
       case "degree":
         if (e.kind === "ref" && e.path.length === 1 && e.path[0]!.text === "auto" && !e.override && !e.argument) return { k: "name", name: "auto" };
-        if (!isArithmetic(e)) return wrongSort("auto or an integer");
+        if (!isArithmetic(e)) return this.wrongSort(e, where, field, of, scope, fromDefault, "auto or an integer");
         return this.typed(e, { t: "int", min: 1, max: 1024 }, scope, field, span, fromDefault);
       case "pipeline": {
         if (e.kind === "blockValue") {
@@ -416,7 +412,7 @@ export class Evaluator {
           const backward = this.field(inst, "backward");
           return forward && backward ? { k: "pipeline", forward, backward } : null;
         }
-        if (!isArithmetic(e)) return wrongSort("auto, an integer or a block { forward = …, backward = … }");
+        if (!isArithmetic(e)) return this.wrongSort(e, where, field, of, scope, fromDefault, "auto, an integer or a block { forward = …, backward = … }");
         const d = this.typed(e, { t: "degree" }, scope, field, span, fromDefault);
         return d ? { k: "pipeline", forward: d, backward: d } : null;
       }
@@ -426,6 +422,11 @@ export class Evaluator {
       case "block":
         return this.report("FSM2010", where, { field });
     }
+  }
+
+  /** FSM2103 from {@link typed}: the value is not of the sort the field takes. */
+  private wrongSort(e: A.Expr, where: Span, field: string, of: string, scope: Instance, fromDefault: string | undefined, expected: string): null {
+    return this.report("FSM2103", where, { field, where: of, expected, actual: withDefault(describeExpr(e), fromDefault, scope, field) });
   }
 
   private moeLayers(e: A.Expr, scope: Instance, field: string, where: Span): Value | null {
@@ -588,6 +589,17 @@ export class Evaluator {
         return null;
     }
   }
+}
+
+/**
+ * A value as a message shows it: when it is a schema default, also the default's text and how
+ * to give the field a value instead (`… (the default, hidden / 128); write 'attention { heads = … }'`).
+ */
+function withDefault(s: string, fromDefault: string | undefined, scope: Instance, field: string): string {
+  if (fromDefault === undefined) return s;
+  const nested = scope.parent !== undefined && !isBlockKind(scope.schema.kind);
+  const write = nested ? `${scope.schema.kind} { ${field} = … }` : `${field} = …`;
+  return `${s} (the default, ${fromDefault}); write '${write}'`;
 }
 
 function mergePatch(a: Patch | undefined, b: Patch | undefined): Patch | undefined {

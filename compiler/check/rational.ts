@@ -101,9 +101,15 @@ const LIMIT_BITS = 1100;
  * without bound.
  */
 export function inRange(a: Rational): boolean {
-  const bits = (x: bigint) => (x < 0n ? -x : x).toString(16).length * 4;
-  return bits(a.num) <= LIMIT_BITS && bits(a.den) <= LIMIT_BITS;
+  return magnitudeBelowLimit(a.num) && magnitudeBelowLimit(a.den);
 }
+
+/** Whether |x| < 2^LIMIT_BITS, that is it fits in {@link LIMIT_BITS} bits (a whole number of hex digits). */
+function magnitudeBelowLimit(x: bigint): boolean {
+  return (x < 0n ? -x : x) < LIMIT;
+}
+
+const LIMIT = 1n << BigInt(LIMIT_BITS);
 
 /** A short exact rendering: `614.4`, `4096`, `1/3`. */
 export function format(a: Rational): string {
