@@ -35,9 +35,8 @@ export interface LayerJobSpec {
   readonly profile?: string;
 }
 
-/** The .moe source of a layer job. */
-export function layerJobSource(s: LayerJobSpec): string {
-  const fields = s.routerFields ? `\n  ${s.routerFields.split(/,\s*/).join("\n  ")}` : "";
+/** The cluster block both job kinds share: 2 × 2 by default, made-up figures, and the spec's profile if any. */
+function clusterSource(s: LayerJobSpec): string {
   return `cluster host_cluster {
   nodes         = ${s.nodes ?? 2}
   gpus_per_node = ${s.gpus ?? 2}
@@ -46,7 +45,29 @@ export function layerJobSource(s: LayerJobSpec): string {
   inter         = link { bandwidth = 10 Gb/s, latency = 10 us }
   nics_per_node = 1${s.profile ? `\n  profile       = ${JSON.stringify(s.profile)}` : ""}
 }
+`;
+}
 
+/** The train block both job kinds share, of model `model`, with `seqLen` when the spec sets none. */
+function trainSource(s: LayerJobSpec, model: string, seqLen: number): string {
+  return `train host_job {
+  model         = ${model}
+  cluster       = host_cluster
+  micro_batch   = ${s.microBatch ?? 2}
+  seq_len       = ${s.seqLen ?? seqLen}
+  micro_batches = ${s.microBatches ?? 1}${s.parallel ? `\n  parallel { ${s.parallel} }` : ""}
+  schedule      = ${s.schedule ?? "fsmoe"}
+  pipeline      = ${s.pipeline ?? "auto"}
+  recompute     = ${s.recompute ?? "selective"}
+  seed          = ${s.seed ?? 7}
+}
+`;
+}
+
+/** The .moe source of a layer job. */
+export function layerJobSource(s: LayerJobSpec): string {
+  const fields = s.routerFields ? `\n  ${s.routerFields.split(/,\s*/).join("\n  ")}` : "";
+  return `${clusterSource(s)}
 layer host_layer {
   hidden          = ${s.hidden ?? 32}
   experts         = ${s.experts ?? 4}
@@ -58,18 +79,7 @@ layer host_layer {
   dtype           = fp32
 }
 
-train host_job {
-  model         = host_layer
-  cluster       = host_cluster
-  micro_batch   = ${s.microBatch ?? 2}
-  seq_len       = ${s.seqLen ?? 16}
-  micro_batches = ${s.microBatches ?? 1}${s.parallel ? `\n  parallel { ${s.parallel} }` : ""}
-  schedule      = ${s.schedule ?? "fsmoe"}
-  pipeline      = ${s.pipeline ?? "auto"}
-  recompute     = ${s.recompute ?? "selective"}
-  seed          = ${s.seed ?? 7}
-}
-`;
+${trainSource(s, "host_layer", 16)}`;
 }
 
 /** Check a source with exactly one train job; throws with the rendered diagnostics when it does not check clean. */
@@ -103,15 +113,7 @@ export function modelJobSource(s: ModelJobSpec): string {
     ...(s.sharedExperts ? [`shared_experts  = ${s.sharedExperts}`, `shared_hidden   = ${s.sharedHidden ?? 32}`] : []),
     ...(s.moeFields ? s.moeFields.split(/,\s*/) : []),
   ];
-  return `cluster host_cluster {
-  nodes         = ${s.nodes ?? 2}
-  gpus_per_node = ${s.gpus ?? 2}
-  device        = device { peak_flops = 10 TFLOP/s, memory = 16 GiB, memory_bandwidth = 100 GB/s }
-  intra         = link { bandwidth = 10 GB/s, latency = 2 us }
-  inter         = link { bandwidth = 10 Gb/s, latency = 10 us }
-  nics_per_node = 1${s.profile ? `\n  profile       = ${JSON.stringify(s.profile)}` : ""}
-}
-
+  return `${clusterSource(s)}
 model host_model {
   layers     = ${s.layers ?? 4}
   hidden     = ${s.hidden ?? 32}
@@ -130,16 +132,5 @@ model host_model {
   dtype      = fp32
 }
 
-train host_job {
-  model         = host_model
-  cluster       = host_cluster
-  micro_batch   = ${s.microBatch ?? 2}
-  seq_len       = ${s.seqLen ?? 8}
-  micro_batches = ${s.microBatches ?? 1}${s.parallel ? `\n  parallel { ${s.parallel} }` : ""}
-  schedule      = ${s.schedule ?? "fsmoe"}
-  pipeline      = ${s.pipeline ?? "auto"}
-  recompute     = ${s.recompute ?? "selective"}
-  seed          = ${s.seed ?? 7}
-}
-`;
+${trainSource(s, "host_model", 8)}`;
 }
